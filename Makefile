@@ -1,0 +1,53 @@
+# kubev-node-exporter: `make run` starts the exporter, `make test` runs every test.
+# Both set up what they need on a fresh machine (a venv; Debian packages for the tests).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+# Real parts the tests run: Prometheus and promtool, Alertmanager, node_exporter as an
+# independent oracle, dnsmasq, iproute2 for network namespaces, wrk and GNU time for bench/.
+DEBS := prometheus prometheus-alertmanager prometheus-node-exporter dnsmasq-base \
+        iproute2 wrk time util-linux
+
+.PHONY: run test lint generate check-generated bench debs venv clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/kubev-node-exporter $(ARGS)
+
+debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+generate: $(STAMP)
+	$(BIN)/python -m exporter.docs write
+
+check-generated: $(STAMP)
+	$(BIN)/python -m exporter.docs check
+
+test: $(STAMP) debs lint check-generated
+	$(BIN)/pytest
+
+bench: $(STAMP) debs
+	$(BIN)/python bench/scrape.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,61 @@
+"""Run blocking work (ioctl, file reads that can hang, fsync, netlink) off the event loop.
+
+Each call gets a daemon thread rather than a pool worker: a read that hangs forever (a
+FIFO, a wedged NFS mount, a stuck driver) can then never block shutdown or starve other
+checks. A gate per check refuses to start new work while an earlier call is still stuck,
+so a hung file costs one thread, not one per cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from exporter.model import CheckError
+
+T = TypeVar("T")
+
+
+class BlockingGate:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._stuck_since: float | None = None
+        self._stuck_in = ""
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        if self._stuck_since is not None:
+            waited = time.monotonic() - self._stuck_since
+            raise CheckError(
+                f"an earlier run is still blocked in {self._stuck_in} "
+                f"({waited:.0f}s); not starting another"
+            )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def deliver(ok: bool, value: object) -> None:
+            self._stuck_since = None
+            if future.done():
+                return
+            if ok:
+                future.set_result(value)  # type: ignore[arg-type]
+            else:
+                assert isinstance(value, BaseException)
+                future.set_exception(value)
+
+        def work() -> None:
+            try:
+                result: object = fn()
+                ok = True
+            except BaseException as e:  # handed to the awaiting coroutine
+                result, ok = e, False
+            with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+                loop.call_soon_threadsafe(deliver, ok, result)
+
+        self._stuck_since = time.monotonic()
+        self._stuck_in = getattr(fn, "__qualname__", repr(fn))
+        threading.Thread(target=work, name=f"check-{self.name}", daemon=True).start()
+        return await future

@@ -1,0 +1,223 @@
+"""Disks and storage: device type, I/O latency from /proc/diskstats, an active fsync probe.
+
+The diskstats counters say how the kernel's I/O has gone; the probe says how long a small
+synchronous write takes right now in the paths VMs and the kubelet use, which is what etcd
+and VM disks feel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from exporter import metrics
+from exporter.checks.base import Check
+from exporter.config import Config, DiskSettings
+from exporter.fsread import read_optional, read_text
+from exporter.model import CheckError, CheckOutput, OutputBuilder
+from exporter.paths import Paths
+from exporter.spec import FSYNC_MINIMUM_SECONDS, FSYNC_RECOMMENDED_SECONDS
+
+PROBE_FILE = ".kubev-node-exporter-fsync-probe"
+PROBE_BYTES = 4096
+#: Bucket bounds include the spec's latency thresholds so alerts can use them exactly.
+FSYNC_BUCKETS: tuple[float, ...] = tuple(
+    sorted(
+        {0.0005, 0.001, 0.0025, 0.005, 0.025, 0.05, 0.25, 0.5, 1.0, 2.5}
+        | {FSYNC_RECOMMENDED_SECONDS, FSYNC_MINIMUM_SECONDS}
+    )
+)
+
+
+@dataclass(frozen=True)
+class DiskCounters:
+    reads: int
+    read_ms: int
+    writes: int
+    write_ms: int
+
+
+def parse_diskstats(text: str, where: str) -> tuple[dict[str, DiskCounters], list[str]]:
+    """Counters per device, and a note for every line that does not parse."""
+    devices: dict[str, DiskCounters] = {}
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            if len(fields) < 14:
+                raise ValueError
+            name = fields[2]
+            devices[name] = DiskCounters(
+                reads=int(fields[3]),
+                read_ms=int(fields[6]),
+                writes=int(fields[7]),
+                write_ms=int(fields[10]),
+            )
+        except ValueError:
+            problems.append(f"{where}: line {number} does not parse, skipped")
+    if not devices and problems:
+        raise CheckError(f"{where}: no line parses")
+    return devices, problems
+
+
+class _Histogram:
+    def __init__(self) -> None:
+        self.counts = [0] * (len(FSYNC_BUCKETS) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        index = next((i for i, b in enumerate(FSYNC_BUCKETS) if seconds <= b), len(FSYNC_BUCKETS))
+        self.counts[index] += 1
+        self.total += seconds
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        bounds = [*FSYNC_BUCKETS, float("inf")]
+        running = 0
+        result = []
+        for bound, count in zip(bounds, self.counts, strict=True):
+            running += count
+            result.append((bound, running))
+        return result
+
+
+def fsync_probe(directory: str, samples: int) -> list[float]:
+    """Write and fsync a small file in the directory `samples` times; seconds per sample."""
+    path = os.path.join(directory, PROBE_FILE)
+    payload = b"\0" * PROBE_BYTES
+    latencies = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        for _ in range(samples):
+            start = time.perf_counter()
+            os.pwrite(fd, payload, 0)
+            os.fsync(fd)
+            latencies.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return latencies
+
+
+class DiskCheck(Check):
+    name = "disk"
+
+    def __init__(self, config: Config, paths: Paths) -> None:
+        super().__init__(config, paths)
+        self._previous: dict[str, DiskCounters] = {}
+        self._latency: dict[tuple[str, str], float] = {}
+        self._histograms: dict[str, _Histogram] = {}
+
+    @property
+    def disk_settings(self) -> DiskSettings:
+        return self.config.disk
+
+    def collect(self) -> CheckOutput:
+        out = OutputBuilder()
+        self._devices(out)
+        self._storage_paths(out)
+        return out.build()
+
+    def _devices(self, out: OutputBuilder) -> None:
+        stats_path = self.paths.proc("diskstats")
+        counters, problems = parse_diskstats(read_text(stats_path), str(stats_path))
+        out.notes(problems)
+        block = self.paths.sys("block")
+        try:
+            names = sorted(p.name for p in block.iterdir())
+        except OSError as e:
+            raise CheckError(f"{block}: {e.strerror}") from None
+        kinds: list[str] = []
+        seen = set()
+        for name in names:
+            if not self.disk_settings.devices.matches(name):
+                continue
+            seen.add(name)
+            rotational_text = read_optional(block / name / "queue" / "rotational")
+            model = (read_optional(block / name / "device" / "model") or "").strip()
+            rotational = rotational_text == "1" if rotational_text in ("0", "1") else None
+            if name.startswith("nvme"):
+                kind = "nvme"
+            elif rotational is None:
+                kind = "unknown"
+                out.note(f"{block / name}/queue/rotational is unreadable: disk type unknown")
+            else:
+                kind = "hdd" if rotational else "ssd"
+            kinds.append(kind)
+            out.add(metrics.DISK_INFO, 1, device=name, type=kind, model=model)
+            if rotational is not None:
+                out.add(metrics.DISK_ROTATIONAL, rotational, device=name)
+            if name in counters:
+                self._counters(out, name, counters[name])
+        self._previous = {n: c for n, c in counters.items() if n in seen}
+        known = [k for k in kinds if k != "unknown"]
+        out.observe("storage_solid_state", all(k != "hdd" for k in known) if known else None)
+
+    def _counters(self, out: OutputBuilder, name: str, now: DiskCounters) -> None:
+        out.add(metrics.DISK_READS, now.reads, device=name)
+        out.add(metrics.DISK_WRITES, now.writes, device=name)
+        out.add(metrics.DISK_READ_TIME, now.read_ms / 1000, device=name)
+        out.add(metrics.DISK_WRITE_TIME, now.write_ms / 1000, device=name)
+        before = self._previous.get(name, DiskCounters(0, 0, 0, 0))
+        if now.reads < before.reads or now.writes < before.writes:  # device re-appeared
+            before = DiskCounters(0, 0, 0, 0)
+        for direction, ops, ms, ops0, ms0, metric in (
+            (
+                "read",
+                now.reads,
+                now.read_ms,
+                before.reads,
+                before.read_ms,
+                metrics.DISK_READ_LATENCY,
+            ),
+            (
+                "write",
+                now.writes,
+                now.write_ms,
+                before.writes,
+                before.write_ms,
+                metrics.DISK_WRITE_LATENCY,
+            ),
+        ):
+            key = (name, direction)
+            if ops > ops0:
+                self._latency[key] = (ms - ms0) / 1000 / (ops - ops0)
+            if key in self._latency:
+                out.add(metric, self._latency[key], device=name)
+
+    def _storage_paths(self, out: OutputBuilder) -> None:
+        medians: list[float] = []
+        for host_path in self.disk_settings.storage_paths:
+            local = str(self.paths.root(host_path))
+            histogram = self._histograms.setdefault(host_path, _Histogram())
+            try:
+                latencies = fsync_probe(local, self.disk_settings.fsync_samples)
+                usage = psutil.disk_usage(local)
+            except OSError as e:
+                out.note(f"storage path {host_path}: probe failed: {e.strerror or e}")
+                out.add(metrics.STORAGE_PROBE_SUCCESS, 0, path=host_path)
+            else:
+                for seconds in latencies:
+                    histogram.observe(seconds)
+                medians.append(statistics.median(latencies))
+                out.add(metrics.STORAGE_PROBE_SUCCESS, 1, path=host_path)
+                out.add(metrics.FS_SIZE, usage.total, path=host_path)
+                out.add(metrics.FS_AVAIL, usage.free, path=host_path)
+            if histogram.count:
+                out.add_histogram(
+                    metrics.FSYNC_LATENCY,
+                    histogram.cumulative(),
+                    histogram.total,
+                    histogram.count,
+                    path=host_path,
+                )
+        out.observe("disk_latency", max(medians) if medians else None)

@@ -1,0 +1,127 @@
+"""KVM: is /dev/kvm there, does it work, and what does the CPU say about virtualization.
+
+A usable /dev/kvm and the vmx/svm CPU flag are separate facts: a VM host can offer
+paravirtual KVM without exposing the flag, and a flag can be set while the module is not
+loaded. Both are reported as they are.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from dataclasses import dataclass
+
+from exporter import metrics
+from exporter.checks.base import Check
+from exporter.checks.cpuinfo import parse_cpuinfo
+from exporter.fsread import read_optional, read_text
+from exporter.model import CheckOutput, OutputBuilder
+
+# ioctl numbers from <linux/kvm.h>: _IO(KVMIO=0xAE, nr)
+KVM_GET_API_VERSION = 0xAE00
+KVM_CREATE_VM = 0xAE01
+KVM_CHECK_EXTENSION = 0xAE03
+KVM_CAP_NR_VCPUS = 9
+KVM_CAP_MAX_VCPUS = 66
+KVM_API_VERSION = 12
+KVM_MAJOR, KVM_MINOR = 10, 232
+
+
+class KvmCheck(Check):
+    name = "kvm"
+
+    def collect(self) -> CheckOutput:
+        out = OutputBuilder()
+        cpuinfo_path = self.paths.proc("cpuinfo")
+        cpu = parse_cpuinfo(read_text(cpuinfo_path), str(cpuinfo_path))
+        extensions = bool({"vmx", "svm"} & cpu.flags)
+        out.add(metrics.CPU_VIRT_EXTENSIONS, extensions)
+        out.add(metrics.HOST_IS_VM, "hypervisor" in cpu.flags)
+        out.observe("virtualization_extensions", extensions)
+
+        nested, nested_note = self._nested()
+        out.add(metrics.KVM_NESTED, nested)
+        if nested_note:
+            out.note(nested_note)
+
+        device = self.paths.dev / "kvm"
+        present, note = _is_kvm_device(str(device))
+        out.add(metrics.KVM_DEVICE_PRESENT, present)
+        usable = False
+        if present:
+            probe = probe_kvm(str(device))
+            usable = probe.usable
+            note = probe.reason
+            if probe.api_version is not None:
+                out.add(metrics.KVM_API_VERSION, probe.api_version)
+            if probe.max_vcpus is not None:
+                out.add(metrics.KVM_MAX_VCPUS, probe.max_vcpus)
+        if note:
+            out.note(note)
+        out.add(metrics.KVM_USABLE, usable)
+        out.observe("kvm", usable)
+        return out.build()
+
+    def _nested(self) -> tuple[bool, str | None]:
+        for module in ("kvm_intel", "kvm_amd"):
+            value = read_optional(self.paths.sys("module", module, "parameters", "nested"))
+            if value is not None:
+                return value.upper() in ("Y", "1"), None
+        return False, "neither kvm_intel nor kvm_amd is loaded: nested virtualization is off"
+
+
+def _is_kvm_device(path: str) -> tuple[bool, str | None]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False, f"{path} does not exist: load kvm_intel or kvm_amd, enable VT-x/AMD-V"
+    except OSError as e:
+        return False, f"{path}: {e.strerror}"
+    if not stat.S_ISCHR(st.st_mode):
+        return False, f"{path} exists but is not a character device"
+    if (os.major(st.st_rdev), os.minor(st.st_rdev)) != (KVM_MAJOR, KVM_MINOR):
+        found = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+        return False, f"{path} is device {found}, not KVM's {KVM_MAJOR}:{KVM_MINOR}"
+    return True, None
+
+
+@dataclass
+class KvmProbe:
+    usable: bool = False
+    api_version: int | None = None
+    max_vcpus: int | None = None
+    reason: str | None = None
+
+
+def probe_kvm(path: str) -> KvmProbe:
+    """Open /dev/kvm, ask its API version and vCPU limit, create and drop a VM."""
+    probe = KvmProbe()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        probe.reason = f"cannot open {path}: {e.strerror}" + (
+            " (the exporter needs read-write access: root, the kvm group, or KubeVirt's "
+            "devices.kubevirt.io/kvm resource)"
+            if e.errno in (errno.EACCES, errno.EPERM)
+            else ""
+        )
+        return probe
+    try:
+        probe.api_version = fcntl.ioctl(fd, KVM_GET_API_VERSION, 0)
+        if probe.api_version != KVM_API_VERSION:
+            probe.reason = f"{path}: API version {probe.api_version}, expected {KVM_API_VERSION}"
+            return probe
+        max_vcpus = fcntl.ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS)
+        if max_vcpus <= 0:  # kernels before 2.6.33 only know the recommended number
+            max_vcpus = fcntl.ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS)
+        probe.max_vcpus = max_vcpus
+        vm_fd = fcntl.ioctl(fd, KVM_CREATE_VM, 0)
+        os.close(vm_fd)
+        probe.usable = True
+    except OSError as e:
+        probe.reason = f"{path}: KVM ioctl failed: {e.strerror}"
+    finally:
+        os.close(fd)
+    return probe

@@ -1,0 +1,165 @@
+"""NICs: link speed, duplex, state, MTU and carrier changes of the node's physical links.
+
+The live host is read over netlink and the ethtool API (pyroute2), never by shelling
+out. A tree given by --path.sysfs (a fixture, or a host mount) is read from class/net.
+A link that reports no speed (-1, EINVAL: down, or a virtual NIC) gets no speed sample
+and a log line saying why; a negative speed is never exported.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+from exporter import metrics
+from exporter.checks.base import Check
+from exporter.fsread import read_attr_errno, read_optional
+from exporter.model import CheckError, CheckOutput, OutputBuilder
+from exporter.paths import Paths
+from exporter.spec import MBPS
+
+IFF_LOOPBACK = 0x8
+#: Link kinds that aggregate physical NICs: they count as physical.
+AGGREGATE_KINDS = frozenset({"bond", "team"})
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    operstate: str  # lower case, as sysfs spells it: up, down, unknown, ...
+    mtu: int | None
+    carrier_changes: int | None
+    physical: bool
+    speed_mbps: int | None
+    no_speed_reason: str | None
+    duplex: str | None  # full, half, or None when unknown
+
+
+def _speed_from_text(text: str | None, reason: str | None) -> tuple[int | None, str | None]:
+    if text is None:
+        return None, reason or "no speed attribute"
+    try:
+        mbps = int(text)
+    except ValueError:
+        return None, f"speed is not a number: {text[:20]!r}"
+    if mbps <= 0 or mbps == 0xFFFFFFFF:  # -1 / SPEED_UNKNOWN
+        return None, f"speed is unknown ({mbps})"
+    return mbps, None
+
+
+def read_sysfs_links(paths: Paths) -> list[Link]:
+    base = paths.sys("class", "net")
+    try:
+        names = sorted(p.name for p in base.iterdir())
+    except OSError as e:
+        raise CheckError(f"{base}: {e.strerror}") from None
+    links = []
+    for name in names:
+        d = base / name
+        speed_text, speed_error = read_attr_errno(d / "speed")
+        speed, reason = _speed_from_text(speed_text, speed_error)
+        duplex = read_optional(d / "duplex")
+        links.append(
+            Link(
+                name=name,
+                operstate=(read_optional(d / "operstate") or "unknown").lower(),
+                mtu=_int_or_none(read_optional(d / "mtu")),
+                carrier_changes=_int_or_none(read_optional(d / "carrier_changes")),
+                physical=(d / "device").exists() or (d / "bonding").is_dir(),
+                speed_mbps=speed,
+                no_speed_reason=reason,
+                duplex=duplex if duplex in ("full", "half") else None,
+            )
+        )
+    return links
+
+
+def read_netlink_links() -> list[Link]:
+    from pyroute2 import IPRoute
+    from pyroute2.ethtool import Ethtool
+
+    links = []
+    with IPRoute() as ipr:
+        raw = list(ipr.get_links())
+    ethtool = Ethtool()
+    try:
+        for msg in raw:
+            name = msg.get("ifname")
+            kind = msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+            loopback = bool(msg["flags"] & IFF_LOOPBACK)
+            speed, duplex, reason = _ethtool_link(ethtool, name)
+            links.append(
+                Link(
+                    name=name,
+                    operstate=str(msg.get("operstate") or "unknown").lower(),
+                    mtu=msg.get("mtu"),
+                    carrier_changes=msg.get("carrier_changes"),
+                    physical=not loopback and (kind is None or kind in AGGREGATE_KINDS),
+                    speed_mbps=speed,
+                    no_speed_reason=reason,
+                    duplex=duplex,
+                )
+            )
+    finally:
+        ethtool.close()
+    return sorted(links, key=lambda link: link.name)
+
+
+def _ethtool_link(ethtool: object, name: str) -> tuple[int | None, str | None, str | None]:
+    try:
+        mode = ethtool.get_link_mode(name)  # type: ignore[attr-defined]
+    except OSError as e:
+        label = errno.errorcode.get(e.errno or 0, "error")
+        return None, None, f"ethtool: {label}"
+    except Exception as e:  # pyroute2 raises its own NotSupportedError for links without it
+        return None, None, f"ethtool: {type(e).__name__}"
+    speed, reason = _speed_from_text(
+        None if mode.speed is None else str(mode.speed), "ethtool reports no speed"
+    )
+    duplex = str(mode.duplex).lower() if mode.duplex else None
+    return speed, duplex if duplex in ("full", "half") else None, reason
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+class NetworkCheck(Check):
+    name = "network"
+
+    def source(self) -> str:
+        source = self.config.network.source
+        if source == "auto":
+            return "netlink" if self.paths.sysfs_is_live else "sysfs"
+        return source
+
+    def collect(self) -> CheckOutput:
+        settings = self.config.network
+        links = read_netlink_links() if self.source() == "netlink" else read_sysfs_links(self.paths)
+        out = OutputBuilder()
+        best: int | None = None
+        for link in links:
+            if not settings.interfaces.matches(link.name):
+                continue
+            if settings.physical_only and not link.physical:
+                continue
+            up = link.operstate == "up"
+            out.add(metrics.NET_UP, up, interface=link.name)
+            if link.mtu is not None:
+                out.add(metrics.NET_MTU, link.mtu, interface=link.name)
+            if link.carrier_changes is not None:
+                out.add(metrics.NET_CARRIER_CHANGES, link.carrier_changes, interface=link.name)
+            if link.duplex is not None:
+                out.add(metrics.NET_FULL_DUPLEX, link.duplex == "full", interface=link.name)
+            if link.speed_mbps is None:
+                out.note(f"{link.name}: no speed sample: {link.no_speed_reason}")
+                continue
+            speed = link.speed_mbps * MBPS
+            out.add(metrics.NET_SPEED, speed, interface=link.name)
+            if up:
+                best = speed if best is None else max(best, speed)
+        out.observe("nic_speed", best)
+        return out.build()

@@ -1,0 +1,202 @@
+"""Command line: `kubev-node-exporter [serve]`, flags in node_exporter's style.
+
+Exit codes: 0 clean shutdown, 1 runtime failure (e.g. the port is taken), 2 bad usage or
+config (always before anything serves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp import web
+
+from exporter import __version__, config, logs
+from exporter.checks import CHECKS, Check
+from exporter.exposition import Identity
+from exporter.paths import Paths
+from exporter.runtime import Runtime
+from exporter.server import make_app
+from exporter.spec import Profile, Role
+
+#: Outside 9100-9999 (Prometheus's exporter port allocations, all taken) and clear of
+#: every port in the platform's port table.
+DEFAULT_PORT = 19100
+COMMANDS = ("serve",)
+
+log = logging.getLogger("exporter")
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config.file",
+        dest="config_file",
+        type=Path,
+        metavar="FILE",
+        help="YAML configuration; every key optional (default: embedded)",
+    )
+    common.add_argument(
+        "--profile",
+        choices=[p.value for p in Profile],
+        help="requirement profile to judge by (overrides the config file)",
+    )
+    common.add_argument(
+        "--role", choices=[r.value for r in Role], help="node role (overrides the config file)"
+    )
+    for name, default in (("procfs", "/proc"), ("sysfs", "/sys"), ("rootfs", "/"), ("dev", "/dev")):
+        common.add_argument(
+            f"--path.{name}",
+            dest=f"path_{name}",
+            type=Path,
+            default=Path(default),
+            metavar="PATH",
+            help=f"{name} mount point (default: {default})",
+        )
+    for name in CHECKS:
+        common.add_argument(
+            f"--collector.{name}",
+            dest=f"collector_{name}",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"enable or disable the {name} check (overrides the config)",
+        )
+    common.add_argument("--log.level", dest="log_level", choices=list(logs.LEVELS), default="info")
+    common.add_argument(
+        "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="kubev-node-exporter",
+        description="Prometheus exporter: does this node meet the Kube-V requirements?",
+    )
+    parser.add_argument("--version", action="version", version=f"kubev-node-exporter {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser("serve", parents=[common], help="run the exporter (default)")
+    serve.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        action="append",
+        metavar="ADDR",
+        help=f"address to listen on, repeatable (default: :{DEFAULT_PORT})",
+    )
+    serve.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        metavar="PATH",
+        help="path under which to expose metrics",
+    )
+    return parser
+
+
+def parse_listen_address(text: str) -> tuple[str | None, int]:
+    """':9100', '0.0.0.0:9100', '[::1]:9100', 'localhost:9100' -> (host or None, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise UsageError(f"--web.listen-address: {text!r} is not HOST:PORT or :PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise UsageError(f"--web.listen-address: {text!r} has a bad IPv6 address") from None
+    return (host or None), int(port_text)
+
+
+def resolve_config(args: argparse.Namespace) -> config.Config:
+    cfg = config.load(args.config_file) if args.config_file else config.Config()
+    if args.profile:
+        cfg = replace(cfg, profile=Profile(args.profile))
+    if args.role:
+        cfg = replace(cfg, role=Role(args.role))
+    for name in CHECKS:
+        enabled = getattr(args, f"collector_{name}")
+        if enabled is not None:
+            cfg = cfg.with_check(name, enabled=enabled)
+    return cfg
+
+
+def node_name(cfg: config.Config) -> str:
+    return cfg.node_name or os.environ.get("NODE_NAME") or socket.gethostname()
+
+
+def build_checks(cfg: config.Config, paths: Paths) -> list[Check]:
+    return [cls(cfg, paths) for name, cls in CHECKS.items() if cfg.check(name).enabled]
+
+
+async def serve(
+    args: argparse.Namespace,
+    cfg: config.Config,
+    paths: Paths,
+    addresses: list[tuple[str | None, int]],
+) -> int:
+    identity = Identity(node=node_name(cfg), role=cfg.role, profile=cfg.profile)
+    runtime = Runtime(cfg, build_checks(cfg, paths))
+    app = make_app(runtime, identity, args.telemetry_path)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        for host, port in addresses:
+            await web.TCPSite(runner, host, port, backlog=1024).start()
+    except OSError as e:
+        log.error("cannot listen", extra={"kv": {"err": e.strerror or str(e)}})
+        await runner.cleanup()
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runtime.start()
+    log.info(
+        "serving",
+        extra={
+            "kv": {
+                "version": __version__,
+                "config": cfg.source,
+                "profile": cfg.profile.value,
+                "role": cfg.role.value,
+                "node": identity.node,
+                "listen": ",".join(str(s.name) for s in runner.sites),
+                "checks": ",".join(c.name for c in runtime.checks),
+            }
+        },
+    )
+    await stop.wait()
+    log.info("shutting down")
+    await runtime.stop()
+    await runner.cleanup()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "serve")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on bad usage, 0 on --help
+        return int(e.code or 0)
+    logs.setup(args.log_level, args.log_format)
+    try:
+        cfg = resolve_config(args)
+        paths = Paths(args.path_procfs, args.path_sysfs, args.path_rootfs, args.path_dev)
+        addresses = [parse_listen_address(a) for a in args.listen or [f":{DEFAULT_PORT}"]]
+    except (config.ConfigError, UsageError) as e:
+        print(f"kubev-node-exporter: {e}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(args, cfg, paths, addresses))

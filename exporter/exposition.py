@@ -1,0 +1,143 @@
+"""Snapshot -> encoded exposition, encoded once per snapshot generation and format.
+
+A scrape between two check results costs a dictionary lookup; the encoding work happens
+once, right after a result arrives (see warm()).
+"""
+
+from __future__ import annotations
+
+import gzip
+import platform
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+
+from exporter import __version__, metrics
+from exporter.metrics import CATALOG, MetricDef
+from exporter.model import HistogramSample, Sample
+from exporter.runtime import Snapshot
+from exporter.spec import Profile, Role, requirements
+
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Identity:
+    node: str
+    role: Role
+    profile: Profile
+
+
+def self_samples(snapshot: Snapshot, identity: Identity) -> list[Sample]:
+    """The exporter's own metrics and the verdicts, derived from the snapshot."""
+    s: list[Sample] = [
+        Sample(metrics.BUILD_INFO, (__version__, platform.python_version()), 1),
+        Sample(metrics.NODE_INFO, (identity.node, identity.role.value, identity.profile.value), 1),
+    ]
+    for name, state in snapshot.states.items():
+        s.append(Sample(metrics.CHECK_SUCCESS, (name,), float(state.success)))
+        if state.duration is not None:
+            s.append(Sample(metrics.CHECK_DURATION, (name,), state.duration))
+        if state.last_success is not None:
+            s.append(Sample(metrics.CHECK_LAST_SUCCESS, (name,), state.last_success))
+        for result, count in state.runs.items():
+            s.append(Sample(metrics.CHECK_RUNS, (name, result), count))
+    for v in snapshot.verdicts:
+        s.append(Sample(metrics.REQUIREMENT_MET, (v.requirement.name, v.level.value), v.met))
+    observed = {v.requirement.name: v for v in snapshot.verdicts}
+    for req in requirements(identity.profile).values():
+        for level, threshold in req.thresholds.items():
+            s.append(
+                Sample(metrics.REQUIREMENT_THRESHOLD, (req.name, level.value, req.unit), threshold)
+            )
+        if req.name in observed:
+            s.append(
+                Sample(
+                    metrics.REQUIREMENT_OBSERVED, (req.name, req.unit), observed[req.name].observed
+                )
+            )
+    return s
+
+
+def families(snapshot: Snapshot, identity: Identity) -> list[Metric]:
+    """Every sample of the snapshot, grouped into metric families in catalog order."""
+    grouped: dict[str, list[Sample | HistogramSample]] = {}
+    every: list[Sample | HistogramSample] = [*self_samples(snapshot, identity)]
+    for state in snapshot.states.values():
+        if state.output is not None:
+            every.extend(state.output.samples)
+    for sample in every:
+        grouped.setdefault(sample.metric.name, []).append(sample)
+    return [_family(m, grouped[m.name]) for m in CATALOG if m.name in grouped]
+
+
+def _family(metric: MetricDef, samples: list[Sample | HistogramSample]) -> Metric:
+    labels = list(metric.labels)
+    family: GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily
+    if metric.type == "histogram":
+        family = HistogramMetricFamily(metric.name, metric.help, labels=labels)
+        for h in samples:
+            assert isinstance(h, HistogramSample)
+            buckets = [(_bound(bound), count) for bound, count in h.buckets]
+            family.add_metric(list(h.labels), buckets, h.total)
+        return family
+    if metric.type == "counter":
+        family = CounterMetricFamily(metric.name, metric.help, labels=labels)
+    else:
+        family = GaugeMetricFamily(metric.name, metric.help, labels=labels)
+    for s in samples:
+        assert isinstance(s, Sample)
+        family.add_metric(list(s.labels), s.value)
+    return family
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(value)
+
+
+class _Collected:
+    def __init__(self, fams: list[Metric]) -> None:
+        self._fams = fams
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._fams)
+
+
+class Exposition:
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+        self._generation = -1
+        self._families: list[Metric] = []
+        self._cache: dict[tuple[str, bool], bytes] = {}
+
+    def warm(self, snapshot: Snapshot) -> None:
+        """Encode the common format (text, gzip and plain) for a new snapshot."""
+        self.render(snapshot, "", gzipped=True)
+        self.render(snapshot, "", gzipped=False)
+
+    def render(self, snapshot: Snapshot, accept: str, gzipped: bool) -> tuple[bytes, str]:
+        """The body and content type for this Accept header; cached per generation."""
+        if snapshot.generation != self._generation:
+            self._generation = snapshot.generation
+            self._families = families(snapshot, self.identity)
+            self._cache.clear()
+        encoder, content_type = choose_encoder(accept)
+        if content_type.startswith("text/plain"):
+            content_type = TEXT_CONTENT_TYPE
+        key = (content_type, gzipped)
+        body = self._cache.get(key)
+        if body is None:
+            plain = self._cache.get((content_type, False))
+            if plain is None:
+                plain = encoder(_Collected(self._families))
+                self._cache[(content_type, False)] = plain
+            body = gzip.compress(plain, compresslevel=6) if gzipped else plain
+            self._cache[key] = body
+        return body, content_type

@@ -1,0 +1,85 @@
+"""What a check returns: metric samples, requirement observations and notes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from exporter.metrics import MetricDef
+
+
+class CheckError(Exception):
+    """A check could not produce its result. The message names the file or object."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    metric: MetricDef
+    labels: tuple[str, ...]  # values, in the order of metric.labels
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramSample:
+    metric: MetricDef
+    labels: tuple[str, ...]
+    buckets: tuple[tuple[float, int], ...]  # (upper bound, cumulative count), +Inf last
+    total: float
+    count: int
+
+
+@dataclass(frozen=True)
+class CheckOutput:
+    samples: tuple[Sample | HistogramSample, ...] = ()
+    #: requirement name -> observed value (booleans as 1/0); None: could not be observed.
+    observations: tuple[tuple[str, float | None], ...] = ()
+    #: facts worth a log line (logged once when they appear), such as "eth0 reports no speed".
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class OutputBuilder:
+    """Collects a check's output; label names are checked against the catalog."""
+
+    _samples: list[Sample | HistogramSample] = field(default_factory=list)
+    _observations: dict[str, float | None] = field(default_factory=dict)
+    _notes: list[str] = field(default_factory=list)
+
+    def add(self, metric: MetricDef, value: float, **labels: str) -> None:
+        self._samples.append(Sample(metric, _label_values(metric, labels), float(value)))
+
+    def add_histogram(
+        self,
+        metric: MetricDef,
+        buckets: Sequence[tuple[float, int]],
+        total: float,
+        count: int,
+        **labels: str,
+    ) -> None:
+        self._samples.append(
+            HistogramSample(metric, _label_values(metric, labels), tuple(buckets), total, count)
+        )
+
+    def observe(self, requirement: str, value: float | bool | None) -> None:
+        self._observations[requirement] = None if value is None else float(value)
+
+    def note(self, text: str) -> None:
+        if text not in self._notes:
+            self._notes.append(text)
+
+    def notes(self, texts: Iterable[str]) -> None:
+        for text in texts:
+            self.note(text)
+
+    def build(self) -> CheckOutput:
+        return CheckOutput(
+            samples=tuple(self._samples),
+            observations=tuple(self._observations.items()),
+            notes=tuple(self._notes),
+        )
+
+
+def _label_values(metric: MetricDef, labels: dict[str, str]) -> tuple[str, ...]:
+    if set(labels) != set(metric.labels):
+        raise ValueError(f"{metric.name} takes labels {metric.labels}, got {sorted(labels)}")
+    return tuple(str(labels[name]) for name in metric.labels)

@@ -1,0 +1,52 @@
+"""HTTP endpoints: /metrics, / (HTML report), /-/healthy, /-/ready. Reads only the snapshot."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from exporter import report
+from exporter.exposition import Exposition, Identity
+from exporter.runtime import Runtime
+
+
+def make_app(
+    runtime: Runtime, identity: Identity, telemetry_path: str = "/metrics"
+) -> web.Application:
+    exposition = Exposition(identity)
+    runtime.subscribe(exposition.warm)
+    page_cache: dict[int, bytes] = {}
+
+    async def metrics(request: web.Request) -> web.Response:
+        gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+        body, content_type = exposition.render(
+            runtime.snapshot, request.headers.get("Accept", ""), gzipped
+        )
+        headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
+
+    async def index(request: web.Request) -> web.Response:
+        snapshot = runtime.snapshot
+        body = page_cache.get(snapshot.generation)
+        if body is None:
+            page_cache.clear()
+            body = report.render(snapshot, identity, telemetry_path).encode()
+            page_cache[snapshot.generation] = body
+        return web.Response(body=body, content_type="text/html", charset="utf-8")
+
+    async def healthy(request: web.Request) -> web.Response:
+        return web.Response(text="OK\n")
+
+    async def ready(request: web.Request) -> web.Response:
+        if runtime.snapshot.ready:
+            return web.Response(text="OK\n")
+        pending = [n for n, s in runtime.snapshot.states.items() if not s.has_run]
+        return web.Response(status=503, text=f"waiting for first run of: {', '.join(pending)}\n")
+
+    app = web.Application()
+    app.router.add_get(telemetry_path, metrics)
+    app.router.add_get("/", index)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    return app

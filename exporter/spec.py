@@ -1,0 +1,422 @@
+"""The platform's requirements as data: the one place every threshold and port lives.
+
+Source: the Kubermatic Virtualization "Single Node Deployment" page. The exporter's
+verdicts, the alert rules, the dashboards and the docs all read this module; a number
+from the spec is written here once and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+GIB = 1024**3
+#: Link speeds are exported in bytes per second, as node_exporter does (Mb/s x 125000).
+MBPS = 125_000
+
+
+class Level(StrEnum):
+    MINIMUM = "minimum"
+    RECOMMENDED = "recommended"
+
+
+class Comparison(StrEnum):
+    AT_LEAST = ">="
+    AT_MOST = "<="
+
+
+class Profile(StrEnum):
+    TESTING = "testing"
+    PRODUCTION = "production"
+
+
+class Role(StrEnum):
+    SINGLE_NODE = "single-node"
+    CONTROL_PLANE = "control-plane"
+    WORKER = "worker"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One requirement of the platform: an observed value compared against a threshold.
+
+    Booleans are observed as 1 (true) or 0 (false) and compared ``>= 1``.
+    ``slack`` widens the comparison by a fraction of the threshold, for quantities the
+    kernel reports lower than what is installed (see MEMORY_SLACK).
+    """
+
+    name: str
+    title: str
+    area: str
+    unit: str
+    comparison: Comparison
+    thresholds: Mapping[Level, float]
+    rationale: str
+    slack: float = 0.0
+
+    def effective_threshold(self, level: Level) -> float:
+        threshold = self.thresholds[level]
+        if self.comparison is Comparison.AT_LEAST:
+            return threshold * (1.0 - self.slack)
+        return threshold * (1.0 + self.slack)
+
+    def is_met(self, level: Level, observed: float) -> bool:
+        limit = self.effective_threshold(level)
+        if self.comparison is Comparison.AT_LEAST:
+            return observed >= limit
+        return observed <= limit
+
+    def format(self, value: float) -> str:
+        """A value of this requirement for people: 16 cores, 7.6 GiB, 10 Gb/s, 4.2 ms."""
+        if self.unit == "bool":
+            return "yes" if value >= 1 else "no"
+        if self.unit == "bytes":
+            return f"{value / GIB:.3g} GiB"
+        if self.unit == "bytes/s":
+            return f"{value / MBPS / 1000:g} Gb/s"
+        if self.unit == "seconds":
+            return f"{value * 1000:.3g} ms"
+        return f"{value:g} {self.unit}"
+
+    def headroom(self, level: Level, observed: float) -> float:
+        """How far the observed value is on the good side of the threshold (negative: short)."""
+        limit = self.effective_threshold(level)
+        if self.comparison is Comparison.AT_LEAST:
+            return observed - limit
+        return limit - observed
+
+
+# MemTotal excludes what firmware and the kernel reserve at boot (typically 2-4% of the
+# installed RAM), so a machine with exactly 8 GiB installed reads about 7.7 GiB. Comparing
+# MemTotal with 95% of the threshold keeps such a machine passing and still fails one with
+# less RAM than the spec asks for.
+MEMORY_SLACK = 0.05
+
+# The spec names no latency figure. etcd's hardware guidance asks for WAL fsync under
+# 10 ms (99th percentile); a disk ten times slower than that makes etcd leader elections
+# and VM disk I/O visibly unreliable, so it fails the minimum.
+FSYNC_RECOMMENDED_SECONDS = 0.010
+FSYNC_MINIMUM_SECONDS = 0.100
+
+_BOOL = {Level.MINIMUM: 1.0, Level.RECOMMENDED: 1.0}
+_BOOL_RECOMMENDED_ONLY = {Level.RECOMMENDED: 1.0}
+
+
+def _requirements(
+    *,
+    cores: tuple[float, float],
+    memory_gib: tuple[float, float],
+    virtualization_minimum: bool,
+) -> dict[str, Requirement]:
+    reqs = [
+        Requirement(
+            name="cpu_cores",
+            title="CPU cores",
+            area="compute",
+            unit="cores",
+            comparison=Comparison.AT_LEAST,
+            thresholds={Level.MINIMUM: cores[0], Level.RECOMMENDED: cores[1]},
+            rationale="8 cores suggested for testing, 16 or more for production.",
+        ),
+        Requirement(
+            name="memory",
+            title="Memory",
+            area="compute",
+            unit="bytes",
+            comparison=Comparison.AT_LEAST,
+            thresholds={
+                Level.MINIMUM: memory_gib[0] * GIB,
+                Level.RECOMMENDED: memory_gib[1] * GIB,
+            },
+            rationale="At least 8 GB RAM per node; 16-32 GB recommended.",
+            slack=MEMORY_SLACK,
+        ),
+        Requirement(
+            name="virtualization_extensions",
+            title="CPU virtualization extensions (VT-x / AMD-V)",
+            area="kvm",
+            unit="bool",
+            comparison=Comparison.AT_LEAST,
+            thresholds=_BOOL if virtualization_minimum else _BOOL_RECOMMENDED_ONLY,
+            rationale=(
+                "The host must have VT-x or AMD-V enabled; without it KubeVirt falls back to "
+                "software emulation, which is not suitable for production."
+            ),
+        ),
+        Requirement(
+            name="kvm",
+            title="KVM usable (/dev/kvm)",
+            area="kvm",
+            unit="bool",
+            comparison=Comparison.AT_LEAST,
+            thresholds=_BOOL,
+            rationale="KubeVirt runs VMs through KVM; /dev/kvm must open and create a VM.",
+        ),
+        Requirement(
+            name="storage_solid_state",
+            title="Storage on SSD or NVMe",
+            area="storage",
+            unit="bool",
+            comparison=Comparison.AT_LEAST,
+            thresholds=_BOOL_RECOMMENDED_ONLY,
+            rationale="SSDs or NVMe drives are highly recommended for VM performance.",
+        ),
+        Requirement(
+            name="disk_latency",
+            title="Storage fsync latency",
+            area="storage",
+            unit="seconds",
+            comparison=Comparison.AT_MOST,
+            thresholds={
+                Level.MINIMUM: FSYNC_MINIMUM_SECONDS,
+                Level.RECOMMENDED: FSYNC_RECOMMENDED_SECONDS,
+            },
+            rationale="Low-latency storage is critical; etcd asks for fsync under 10 ms.",
+        ),
+        Requirement(
+            name="nic_speed",
+            title="NIC link speed",
+            area="network",
+            unit="bytes/s",
+            comparison=Comparison.AT_LEAST,
+            thresholds={Level.MINIMUM: 1_000 * MBPS, Level.RECOMMENDED: 10_000 * MBPS},
+            rationale="1 Gbps NICs are a minimum; 10 Gbps or higher is recommended.",
+        ),
+    ]
+    return {r.name: r for r in reqs}
+
+
+#: Requirements per profile. A testing node may sit in a nested VM where /dev/kvm works
+#: but the vmx/svm flag is hidden, so there the flag is only recommended.
+PROFILES: Mapping[Profile, Mapping[str, Requirement]] = {
+    Profile.TESTING: _requirements(cores=(8, 16), memory_gib=(8, 16), virtualization_minimum=False),
+    Profile.PRODUCTION: _requirements(
+        cores=(16, 16), memory_gib=(16, 32), virtualization_minimum=True
+    ),
+}
+
+
+def requirements(profile: Profile) -> Mapping[str, Requirement]:
+    return PROFILES[profile]
+
+
+class Expectation(StrEnum):
+    REQUIRED = "required"  # must listen; its absence is alerted
+    OPTIONAL = "optional"  # reported, never alerted
+    TRANSIENT = "transient"  # listens only at times (live migration); reported, never alerted
+    ABSENT = "absent"  # not expected on this role; not probed
+
+
+@dataclass(frozen=True)
+class PortRange:
+    """One row of the spec's port table."""
+
+    component: str
+    title: str
+    first: int
+    last: int
+    protocols: tuple[str, ...]
+    direction: str
+    purpose: str
+    roles: Mapping[Role, Expectation] = field(default_factory=dict)
+
+    @property
+    def ports(self) -> range:
+        return range(self.first, self.last + 1)
+
+    def expectation(self, role: Role) -> Expectation:
+        return self.roles.get(role, Expectation.ABSENT)
+
+
+_CP = Role.CONTROL_PLANE
+_W = Role.WORKER
+_SN = Role.SINGLE_NODE
+_REQ = Expectation.REQUIRED
+_OPT = Expectation.OPTIONAL
+_TRANS = Expectation.TRANSIENT
+
+
+def _on(control_plane: Expectation, worker: Expectation) -> dict[Role, Expectation]:
+    """A single node carries both roles: it expects the stronger of the two."""
+    order = [Expectation.ABSENT, _TRANS, _OPT, _REQ]
+    single = max(control_plane, worker, key=order.index)
+    roles = {_CP: control_plane, _W: worker, _SN: single}
+    return {role: exp for role, exp in roles.items() if exp is not Expectation.ABSENT}
+
+
+_ABSENT = Expectation.ABSENT
+
+#: The spec's port table, in its order. Roles say where a port must listen.
+PORTS: tuple[PortRange, ...] = (
+    PortRange(
+        "kube-apiserver",
+        "API Server",
+        6443,
+        6443,
+        ("tcp",),
+        "inbound",
+        "All API communication with the cluster",
+        _on(_REQ, _ABSENT),
+    ),
+    PortRange(
+        "etcd",
+        "etcd",
+        2379,
+        2380,
+        ("tcp",),
+        "inbound",
+        "etcd database communication",
+        _on(_REQ, _ABSENT),
+    ),
+    PortRange(
+        "kubelet",
+        "Kubelet",
+        10250,
+        10250,
+        ("tcp",),
+        "inbound",
+        "Kubelet API for control plane communication",
+        _on(_REQ, _REQ),
+    ),
+    PortRange(
+        "kube-scheduler",
+        "Kube-Scheduler",
+        10259,
+        10259,
+        ("tcp",),
+        "inbound",
+        "Kube-Scheduler component",
+        _on(_REQ, _ABSENT),
+    ),
+    PortRange(
+        "kube-controller-manager",
+        "Controller-Manager",
+        10257,
+        10257,
+        ("tcp",),
+        "inbound",
+        "Kube-Controller-Manager component",
+        _on(_REQ, _ABSENT),
+    ),
+    PortRange(
+        "kube-proxy",
+        "Kube-Proxy",
+        10256,
+        10256,
+        ("tcp",),
+        "inbound",
+        "Kube-Proxy health checks and service routing",
+        _on(_REQ, _REQ),
+    ),
+    PortRange(
+        "nodeport",
+        "NodePort Services",
+        30000,
+        32767,
+        ("tcp", "udp"),
+        "inbound",
+        "Default range for exposing services on node IPs",
+        _on(_OPT, _OPT),
+    ),
+    PortRange(
+        "kubevirt-api",
+        "KubeVirt API",
+        8443,
+        8443,
+        ("tcp",),
+        "internal",
+        "KubeVirt API communication",
+        _on(_OPT, _OPT),
+    ),
+    PortRange(
+        "live-migration",
+        "Live Migration",
+        61000,
+        61009,
+        ("tcp",),
+        "node-to-node",
+        "For migrating VM state between nodes",
+        _on(_TRANS, _TRANS),
+    ),
+    PortRange(
+        "ovn-nb",
+        "OVN NB DB",
+        6641,
+        6641,
+        ("tcp",),
+        "internal",
+        "OVN Northbound Database",
+        _on(_REQ, _ABSENT),
+    ),
+    PortRange(
+        "ovn-sb",
+        "OVN SB DB",
+        6642,
+        6642,
+        ("tcp",),
+        "internal",
+        "OVN Southbound Database",
+        _on(_REQ, _ABSENT),
+    ),
+    PortRange(
+        "ovn-northd",
+        "OVN Northd",
+        6643,
+        6643,
+        ("tcp",),
+        "internal",
+        "OVN Northd process (NB raft in Kube-OVN)",
+        _on(_REQ, _ABSENT),
+    ),
+    PortRange(
+        "ovn-raft",
+        "OVN Raft",
+        6644,
+        6644,
+        ("tcp",),
+        "internal",
+        "OVN Raft consensus (for HA OVN DBs)",
+        _on(_REQ, _ABSENT),
+    ),
+    PortRange(
+        "geneve",
+        "Geneve Tunnel",
+        6081,
+        6081,
+        ("udp",),
+        "node-to-node",
+        "Default overlay network for pod communication (OVN)",
+        _on(_REQ, _REQ),
+    ),
+    PortRange(
+        "kube-ovn-controller",
+        "OVN Controller",
+        10660,
+        10660,
+        ("tcp",),
+        "internal",
+        "Metrics for OVN Controller",
+        _on(_OPT, _OPT),
+    ),
+    PortRange(
+        "kube-ovn-cni",
+        "OVN Daemon",
+        10665,
+        10665,
+        ("tcp",),
+        "internal",
+        "Metrics for OVN Daemon (on each node)",
+        _on(_REQ, _REQ),
+    ),
+    PortRange(
+        "kube-ovn-monitor",
+        "OVN Monitor",
+        10661,
+        10661,
+        ("tcp",),
+        "internal",
+        "Metrics for OVN Monitor",
+        _on(_OPT, _OPT),
+    ),
+)
