@@ -39,9 +39,11 @@ lint: $(STAMP)
 
 generate: $(STAMP)
 	$(BIN)/python -m exporter.docs write
+	$(BIN)/python tests/fixtures/build.py write
 
 check-generated: $(STAMP)
 	$(BIN)/python -m exporter.docs check
+	$(BIN)/python tests/fixtures/build.py check
 
 test: $(STAMP) debs lint check-generated
 	$(BIN)/pytest

@@ -12,7 +12,8 @@ class CpuInfo:
     logical: int
     #: distinct (physical id, core id) pairs; None when cpuinfo does not say
     physical: int | None
-    flags: frozenset[str]
+    #: None when cpuinfo has no flags line (truncated, or an architecture without one)
+    flags: frozenset[str] | None
 
 
 def parse_cpuinfo(text: str, where: str) -> CpuInfo:
@@ -41,5 +42,5 @@ def parse_cpuinfo(text: str, where: str) -> CpuInfo:
     return CpuInfo(
         logical=logical,
         physical=len(cores) or None,
-        flags=flags if flags is not None else frozenset(),
+        flags=flags,
     )

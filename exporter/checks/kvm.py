@@ -36,10 +36,14 @@ class KvmCheck(Check):
         out = OutputBuilder()
         cpuinfo_path = self.paths.proc("cpuinfo")
         cpu = parse_cpuinfo(read_text(cpuinfo_path), str(cpuinfo_path))
-        extensions = bool({"vmx", "svm"} & cpu.flags)
-        out.add(metrics.CPU_VIRT_EXTENSIONS, extensions)
-        out.add(metrics.HOST_IS_VM, "hypervisor" in cpu.flags)
-        out.observe("virtualization_extensions", extensions)
+        if cpu.flags is None:
+            out.note(f"{cpuinfo_path} has no flags line: virtualization extensions unknown")
+            out.observe("virtualization_extensions", None)
+        else:
+            extensions = bool({"vmx", "svm"} & cpu.flags)
+            out.add(metrics.CPU_VIRT_EXTENSIONS, extensions)
+            out.add(metrics.HOST_IS_VM, "hypervisor" in cpu.flags)
+            out.observe("virtualization_extensions", extensions)
 
         nested, nested_note = self._nested()
         out.add(metrics.KVM_NESTED, nested)

@@ -1,0 +1,166 @@
+"""Shared test helpers: fixture node trees, a real exporter process, scraping."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "nodes"
+ARTIFACTS = ROOT / "test-artifacts"
+IS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mknod, netns, capabilities)")
+
+#: The profile each fixture shape is judged by in the end-to-end tests.
+SHAPE_PROFILES = {"compliant": "production", "undersized": "testing", "broken": "production"}
+
+
+def node_tree(shape: str, tmp_path: Path) -> Path:
+    """A private copy of a fixture tree, with the device nodes git cannot hold.
+
+    The compliant node gets a real KVM character device (10:232): opening it reaches this
+    machine's KVM, exactly as the node's own /dev/kvm would.
+    """
+    target = tmp_path / shape
+    shutil.copytree(FIXTURES / shape, target)
+    (target / "dev").mkdir(exist_ok=True)
+    (target / "root").mkdir(exist_ok=True)
+    if shape == "compliant":
+        os.mknod(target / "dev" / "kvm", 0o600 | stat.S_IFCHR, os.makedev(10, 232))
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Scrape:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5.0) -> Scrape:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Scrape(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as e:
+        return Scrape(e.code, dict(e.headers), e.read())
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Exposition text -> {(sample name, sorted labels): value}, parsed by prometheus_client."""
+    result = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            result[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return result
+
+
+def value(text: str, name: str, **labels: str) -> float | None:
+    return samples(text).get((name, tuple(sorted(labels.items()))))
+
+
+class Exporter:
+    """The real exporter as a child process on a free loopback port."""
+
+    def __init__(self, args: Sequence[str], *, wrap: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [*wrap, sys.executable, "-m", "exporter",
+               f"--web.listen-address=127.0.0.1:{self.port}", *args]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
+        self.stderr = ""
+
+    def get(self, path: str = "/metrics", headers: dict[str, str] | None = None) -> Scrape:
+        return http_get(self.url + path, headers)
+
+    def metrics(self) -> str:
+        response = self.get("/metrics")
+        assert response.status == 200
+        return response.text
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exporter exited {self.proc.returncode}: {self.stop()}")
+            with contextlib.suppress(OSError):
+                if self.get("/-/ready").status == 200:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"exporter not ready after {timeout}s: {self.stop()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+            raise AssertionError("exporter did not stop on signal") from None
+        self.stderr = err.decode()
+        return self.stderr
+
+    def __enter__(self) -> Exporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(args: Sequence[str], **kwargs: object) -> Iterator[Exporter]:
+    exporter = Exporter(args, **kwargs)  # type: ignore[arg-type]
+    try:
+        exporter.wait_ready()
+        yield exporter
+    finally:
+        exporter.stop()
+
+
+def fixture_args(tree: Path, config: Path | None = None) -> list[str]:
+    args = [f"--path.procfs={tree / 'proc'}", f"--path.sysfs={tree / 'sys'}",
+            f"--path.rootfs={tree / 'root'}", f"--path.dev={tree / 'dev'}"]
+    if config is not None:
+        args.append(f"--config.file={config}")
+    return args
+
+
+def gunzip(body: bytes) -> bytes:
+    return gzip.decompress(body)

@@ -1,0 +1,84 @@
+"""End to end: the real process on each fixture node, /metrics diffed against a golden file.
+
+Samples that depend on this machine or on time (durations, timestamps, fsync timings,
+filesystem sizes of the test directory, the kernel's vCPU limit) are masked. To accept a
+deliberate change: UPDATE_GOLDEN=1 pytest tests/integration/test_golden.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, SHAPE_PROFILES, fixture_args, needs_root, node_tree, running
+
+GOLDEN = ROOT / "tests" / "golden"
+MASKED = {
+    "kubev_check_duration_seconds",
+    "kubev_check_last_success_timestamp_seconds",
+    "kubev_storage_fsync_latency_seconds_bucket",
+    "kubev_storage_fsync_latency_seconds_sum",
+    "kubev_filesystem_avail_bytes",
+    "kubev_filesystem_size_bytes",
+    "kubev_kvm_max_vcpus",
+}
+#: fsync timing of the test machine decides these verdicts, not the fixture
+MASKED_REQUIREMENTS = ('requirement="disk_latency"',)
+
+# One run of every check: the scrape sees exactly the first results.
+CONFIG = """\
+node_name: fixture-node
+profile: {profile}
+checks:
+  kvm: {{interval: 1h}}
+  compute: {{interval: 1h}}
+  disk: {{interval: 1h, fsync_samples: 3}}
+  network: {{interval: 1h}}
+"""
+
+
+def normalize(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            name = re.split(r"[{ ]", line, maxsplit=1)[0]
+            masked = name in MASKED or (
+                name in ("kubev_requirement_met", "kubev_requirement_observed")
+                and any(m in line for m in MASKED_REQUIREMENTS)
+            )
+            if masked:
+                line = line.rsplit(" ", 1)[0] + " <masked>"
+            if name == "kubev_exporter_build_info":
+                line = re.sub(r'="[^"]*"', '="<masked>"', line)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def scrape_shape(shape: str, tmp_path: Path) -> str:
+    tree = node_tree(shape, tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(profile=SHAPE_PROFILES[shape]))
+    with running(fixture_args(tree, config)) as exporter:
+        return exporter.metrics()
+
+
+@needs_root
+@pytest.mark.parametrize("shape", sorted(SHAPE_PROFILES))
+def test_metrics_match_golden(shape: str, tmp_path: Path) -> None:
+    raw = scrape_shape(shape, tmp_path)
+    got = normalize(raw)
+    golden = GOLDEN / f"{shape}.prom"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(got)
+    assert golden.exists(), f"no golden file {golden}; run with UPDATE_GOLDEN=1"
+    assert got == golden.read_text()
+
+    lint = subprocess.run(
+        ["promtool", "check", "metrics"], input=raw, capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert lint.stdout.strip() == "", f"promtool lint findings:\n{lint.stdout}"
