@@ -1,0 +1,106 @@
+"""The disk check: device types, diskstats latency, the fsync probe, filesystem sizes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from exporter.checks.disk import FSYNC_BUCKETS, PROBE_FILE, parse_diskstats
+from exporter.config import Config, DiskSettings, NameFilter
+from exporter.model import CheckError
+from exporter.spec import FSYNC_MINIMUM_SECONDS, FSYNC_RECOMMENDED_SECONDS
+from tests.helpers import node_tree
+from tests.unit.checkrun import histograms, make, observed, values
+
+
+def test_types_models_and_default_exclusions(tmp_path: Path) -> None:
+    out = make("disk", node_tree("compliant", tmp_path)).collect()
+    v = values(out)
+    info = {k[1] for k in v if k[0] == "kubev_disk_info"}
+    assert info == {
+        ("nvme0n1", "nvme", "Samsung SSD 980 PRO 1TB"),
+        ("sda", "ssd", "INTEL SSDSC2KB960G8"),
+    }  # loop0 excluded by default; the partition nvme0n1p1 is not a whole device
+    assert v[("kubev_disk_rotational", ("sda",))] == 0
+    assert v[("kubev_disk_reads_completed_total", ("nvme0n1",))] == 120000
+    assert v[("kubev_disk_write_time_seconds_total", ("nvme0n1",))] == 192.0
+    assert observed(out)["storage_solid_state"] == 1
+
+
+def test_a_spinning_disk_fails_solid_state(tmp_path: Path) -> None:
+    out = make("disk", node_tree("undersized", tmp_path)).collect()
+    assert values(out)[("kubev_disk_info", ("sda", "hdd", "ST1000DM003-1CH162"))] == 1
+    assert observed(out)["storage_solid_state"] == 0
+
+
+def test_include_pattern(tmp_path: Path) -> None:
+    cfg = Config(disk=DiskSettings(devices=NameFilter(include="^loop")))
+    v = values(make("disk", node_tree("compliant", tmp_path), cfg).collect())
+    assert {k[1][0] for k in v if k[0] == "kubev_disk_info"} == {"loop0"}
+
+
+def test_latency_over_the_interval(tmp_path: Path) -> None:
+    tree = node_tree("undersized", tmp_path)
+    stats = tree / "proc" / "diskstats"
+    check = make("disk", tree)
+    v = values(check.collect())
+    # since boot: 90000 ms over 9000 reads, 60000 ms over 3000 writes
+    assert v[("kubev_disk_read_latency_seconds", ("sda",))] == pytest.approx(0.010)
+    assert v[("kubev_disk_write_latency_seconds", ("sda",))] == pytest.approx(0.020)
+    # 1000 more reads taking 5000 ms: 5 ms each; no write completes
+    stats.write_text("   8       0 sda 10000 10 80000 95000 3000 20 24000 60000 0 0 0 0 0 0 0 0 0\n")
+    v = values(check.collect())
+    assert v[("kubev_disk_read_latency_seconds", ("sda",))] == pytest.approx(0.005)
+    assert v[("kubev_disk_write_latency_seconds", ("sda",))] == pytest.approx(0.020)  # kept
+
+
+def test_garbled_diskstats_line_is_skipped_with_a_note() -> None:
+    devices, notes = parse_diskstats(
+        " 8 0 sda 1 0 0 2 3 0 0 4 0 0 0 0 0 0 0 0 0\n 8 1 sdb x y\n\n", "/proc/diskstats"
+    )
+    assert set(devices) == {"sda"}
+    assert notes == ["/proc/diskstats: line 2 does not parse, skipped"]
+    with pytest.raises(CheckError, match="no line parses"):
+        parse_diskstats("garbage garbage\n", "/proc/diskstats")
+
+
+def test_fsync_probe_and_filesystem(tmp_path: Path) -> None:
+    tree = node_tree("compliant", tmp_path)
+    check = make("disk", tree)
+    for _ in range(2):
+        out = check.collect()
+    h = histograms(out)[("kubev_storage_fsync_latency_seconds", ("/var/lib/kubelet",))]
+    samples = Config().disk.fsync_samples
+    assert h.count == 2 * samples
+    assert h.buckets[-1] == (float("inf"), 2 * samples)
+    assert [b for b, _ in h.buckets[:-1]] == list(FSYNC_BUCKETS)
+    assert {FSYNC_RECOMMENDED_SECONDS, FSYNC_MINIMUM_SECONDS} <= set(FSYNC_BUCKETS)
+    assert not (tree / "root" / "var" / "lib" / "kubelet" / PROBE_FILE).exists()
+    v = values(out)
+    st = os.statvfs(tree / "root" / "var" / "lib" / "kubelet")
+    assert v[("kubev_filesystem_size_bytes", ("/var/lib/kubelet",))] == st.f_blocks * st.f_frsize
+    assert v[("kubev_storage_probe_success", ("/var/lib/kubelet",))] == 1
+    latency = observed(out)["disk_latency"]
+    assert latency is not None and 0 < latency < h.total
+
+
+def test_missing_storage_path_fails_the_probe_not_the_check(tmp_path: Path) -> None:
+    tree = node_tree("compliant", tmp_path)
+    shutil.rmtree(tree / "root" / "var")
+    out = make("disk", tree).collect()
+    assert values(out)[("kubev_storage_probe_success", ("/var/lib/kubelet",))] == 0
+    assert observed(out)["disk_latency"] is None
+    assert any("/var/lib/kubelet: probe failed: No such file or directory" in n for n in out.notes)
+
+
+def test_device_that_vanishes_between_runs(tmp_path: Path) -> None:
+    tree = node_tree("compliant", tmp_path)
+    check = make("disk", tree)
+    check.collect()
+    shutil.rmtree(tree / "sys" / "block" / "sda")
+    v = values(check.collect())
+    assert not [k for k in v if k[1][:1] == ("sda",)]
+    assert v[("kubev_disk_reads_completed_total", ("nvme0n1",))] == 120000

@@ -1,0 +1,98 @@
+"""The kvm check: this machine's real /dev/kvm, device nodes made by the test, flags."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from exporter.checks.cpuinfo import parse_cpuinfo
+from exporter.checks.kvm import probe_kvm
+from tests.helpers import needs_root, node_tree
+from tests.unit.checkrun import make, observed, values
+
+HAS_KVM = Path("/dev/kvm").exists()
+needs_kvm = pytest.mark.skipif(not HAS_KVM, reason="this machine has no /dev/kvm")
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@needs_kvm
+def test_real_dev_kvm_is_usable_and_closes_every_fd() -> None:
+    before = open_fds()
+    probe = probe_kvm("/dev/kvm")
+    assert open_fds() == before
+    assert probe.usable, probe.reason
+    assert probe.api_version == 12
+    assert probe.max_vcpus is not None and probe.max_vcpus >= 1
+
+
+@needs_kvm
+def test_real_host_reports_flag_and_device_as_separate_facts() -> None:
+    text = Path("/proc/cpuinfo").read_text()
+    flags = next(line for line in text.splitlines() if line.startswith("flags")).split()
+    out = make("kvm").collect()
+    v = values(out)
+    assert v[("kubev_kvm_usable", ())] == 1
+    assert v[("kubev_cpu_virtualization_extensions_present", ())] == float(
+        "vmx" in flags or "svm" in flags
+    )
+    assert v[("kubev_host_is_virtual_machine", ())] == float("hypervisor" in flags)
+    assert observed(out)["kvm"] == 1
+
+
+@needs_root
+@needs_kvm
+def test_compliant_node_with_a_kvm_device_node(tmp_path: Path) -> None:
+    out = make("kvm", node_tree("compliant", tmp_path)).collect()
+    v = values(out)
+    assert v[("kubev_kvm_device_present", ())] == 1
+    assert v[("kubev_kvm_usable", ())] == 1
+    assert v[("kubev_cpu_virtualization_extensions_present", ())] == 1
+    assert v[("kubev_kvm_nested_enabled", ())] == 1
+    assert v[("kubev_host_is_virtual_machine", ())] == 0
+
+
+def test_missing_device(tmp_path: Path) -> None:
+    out = make("kvm", node_tree("undersized", tmp_path)).collect()
+    v = values(out)
+    assert v[("kubev_kvm_device_present", ())] == 0
+    assert v[("kubev_kvm_usable", ())] == 0
+    assert ("kubev_kvm_api_version", ()) not in v
+    assert any("does not exist" in n for n in out.notes)
+    assert observed(out) == {"virtualization_extensions": 0, "kvm": 0}
+
+
+def test_regular_file_is_not_a_device(tmp_path: Path) -> None:
+    tree = node_tree("undersized", tmp_path)
+    (tree / "dev" / "kvm").write_text("x")
+    out = make("kvm", tree).collect()
+    assert values(out)[("kubev_kvm_device_present", ())] == 0
+    assert any("not a character device" in n for n in out.notes)
+
+
+@needs_root
+def test_wrong_character_device(tmp_path: Path) -> None:
+    tree = node_tree("undersized", tmp_path)
+    os.mknod(tree / "dev" / "kvm", 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null
+    out = make("kvm", tree).collect()
+    assert values(out)[("kubev_kvm_device_present", ())] == 0
+    assert any("is device 1:3, not KVM's 10:232" in n for n in out.notes)
+
+
+def test_truncated_cpuinfo_leaves_flags_unknown(tmp_path: Path) -> None:
+    out = make("kvm", node_tree("broken", tmp_path)).collect()
+    v = values(out)
+    assert ("kubev_cpu_virtualization_extensions_present", ()) not in v
+    assert observed(out)["virtualization_extensions"] is None
+    assert any("no flags line" in n for n in out.notes)
+
+
+def test_parse_cpuinfo_flags() -> None:
+    amd = parse_cpuinfo("processor : 0\nflags : fpu svm lm\n\nprocessor : 1\nflags : fpu svm\n", "x")
+    assert amd.logical == 2 and amd.flags is not None and "svm" in amd.flags
+    assert amd.physical is None  # no physical id / core id lines
