@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -23,21 +22,21 @@ T = TypeVar("T")
 class BlockingGate:
     def __init__(self, name: str) -> None:
         self.name = name
-        self._stuck_since: float | None = None
-        self._stuck_in = ""
+        self._busy = False
+        self._busy_in = ""
 
     async def run(self, fn: Callable[[], T]) -> T:
-        if self._stuck_since is not None:
-            waited = time.monotonic() - self._stuck_since
+        if self._busy:
+            # no elapsed time in the text: the error must stay the same while the
+            # block lasts, so it is logged once
             raise CheckError(
-                f"an earlier run is still blocked in {self._stuck_in} "
-                f"({waited:.0f}s); not starting another"
+                f"an earlier run is still blocked in {self._busy_in}; not starting another"
             )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
         def deliver(ok: bool, value: object) -> None:
-            self._stuck_since = None
+            self._busy = False
             if future.done():
                 return
             if ok:
@@ -55,7 +54,7 @@ class BlockingGate:
             with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
                 loop.call_soon_threadsafe(deliver, ok, result)
 
-        self._stuck_since = time.monotonic()
-        self._stuck_in = getattr(fn, "__qualname__", repr(fn))
+        self._busy = True
+        self._busy_in = getattr(fn, "__qualname__", repr(fn))
         threading.Thread(target=work, name=f"check-{self.name}", daemon=True).start()
         return await future

@@ -78,6 +78,35 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5
         return Scrape(e.code, dict(e.headers), e.read())
 
 
+def netns_get(netns: str, url: str) -> Scrape:
+    """GET from inside a network namespace (curl run there)."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", netns, "curl", "-s", "--max-time", "5", "-o", "-",
+         "-w", "\n%{http_code}", url],
+        capture_output=True, check=False,
+    )
+    if done.returncode != 0:
+        raise OSError(f"curl in {netns}: exit {done.returncode}")
+    body, _, code = done.stdout.rpartition(b"\n")
+    return Scrape(int(code), {}, body)
+
+
+@contextlib.contextmanager
+def network_namespace() -> Iterator[str]:
+    """A namespace of the test's own, loopback up, deleted afterwards."""
+    name = f"kvt-{os.getpid()}-{time.monotonic_ns() % 100000}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        ip(name, "link", "set", "lo", "up")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def ip(netns: str, *args: str) -> None:
+    subprocess.run(["ip", "-n", netns, *args], check=True)
+
+
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Exposition text -> {(sample name, sorted labels): value}, parsed by prometheus_client."""
     result = {}
@@ -95,7 +124,10 @@ class Exporter:
     """The real exporter as a child process on a free loopback port."""
 
     def __init__(self, args: Sequence[str], *, wrap: Sequence[str] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, netns: str | None = None) -> None:
+        self.netns = netns
+        if netns is not None:
+            wrap = ["ip", "netns", "exec", netns, *wrap]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [*wrap, sys.executable, "-m", "exporter",
@@ -107,6 +139,8 @@ class Exporter:
         self.stderr = ""
 
     def get(self, path: str = "/metrics", headers: dict[str, str] | None = None) -> Scrape:
+        if self.netns is not None:
+            return netns_get(self.netns, self.url + path)
         return http_get(self.url + path, headers)
 
     def metrics(self) -> str:

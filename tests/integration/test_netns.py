@@ -1,0 +1,128 @@
+"""The network check on real veth pairs inside a network namespace the test creates."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Exporter, free_port, ip, needs_root, netns_get, network_namespace, value
+
+ONLY_NETWORK = ["--no-collector.kvm", "--no-collector.compute", "--no-collector.disk"]
+CONFIG = """\
+checks:
+  network:
+    interval: 300ms
+    timeout: 250ms
+    interfaces: {{include: "^kv"}}
+    physical_only: false
+    source: {source}
+"""
+
+
+def veth_pair(ns: str) -> None:
+    ip(ns, "link", "add", "kva", "type", "veth", "peer", "name", "kvb")
+    ip(ns, "link", "set", "kva", "up")
+    ip(ns, "link", "set", "kvb", "up")
+
+
+def wait_value(exporter: Exporter, want: float | None, name: str, **labels: str) -> str:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        text = exporter.metrics()
+        if value(text, name, **labels) == want:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{name}{labels} never became {want}: {value(text, name, **labels)}")
+
+
+def start(ns: str, tmp_path: Path, source: str) -> Exporter:
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG.format(source=source))
+    exporter = Exporter([f"--config.file={config}", *ONLY_NETWORK], netns=ns)
+    exporter.wait_ready()
+    return exporter
+
+
+@needs_root
+@pytest.mark.parametrize("source", ["netlink", "sysfs"])
+def test_veth_speed_state_and_carrier_changes(tmp_path: Path, source: str) -> None:
+    with network_namespace() as ns:
+        veth_pair(ns)
+        exporter = start(ns, tmp_path, source)
+        try:
+            text = wait_value(exporter, 1, "kubev_network_up", interface="kva")
+            assert value(text, "kubev_network_speed_bytes", interface="kva") == 10_000 * 125_000
+            assert value(text, "kubev_network_full_duplex", interface="kva") == 1
+            assert value(text, "kubev_network_mtu_bytes", interface="kva") == 1500
+            before = value(text, "kubev_network_carrier_changes_total", interface="kva")
+            assert before is not None
+
+            ip(ns, "link", "set", "kvb", "down")  # the peer goes: kva loses its carrier
+            text = wait_value(exporter, 0, "kubev_network_up", interface="kva")
+            down = value(text, "kubev_network_carrier_changes_total", interface="kva")
+            assert down is not None and down > before
+
+            ip(ns, "link", "set", "kvb", "up")
+            text = wait_value(exporter, 1, "kubev_network_up", interface="kva")
+            up = value(text, "kubev_network_carrier_changes_total", interface="kva")
+            assert up is not None and up > down
+            assert value(text, "kubev_requirement_met", requirement="nic_speed",
+                         level="recommended") == 1
+        finally:
+            exporter.stop()
+    assert exporter.proc.returncode == 0
+
+
+@needs_root
+def test_sysfs_einval_gives_no_speed_and_says_why(tmp_path: Path) -> None:
+    with network_namespace() as ns:
+        veth_pair(ns)
+        ip(ns, "link", "set", "kva", "down")  # sysfs refuses speed of a down link: EINVAL
+        exporter = start(ns, tmp_path, "sysfs")
+        try:
+            text = exporter.metrics()
+            assert value(text, "kubev_network_up", interface="kva") == 0
+            assert value(text, "kubev_network_speed_bytes", interface="kva") is None
+            assert value(text, "kubev_network_speed_bytes", interface="kvb") == 1.25e9
+        finally:
+            exporter.stop()
+    assert "kva: no speed sample: /sys/class/net/kva/speed: EINVAL (Invalid argument)" in (
+        exporter.stderr
+    )
+
+
+@needs_root
+def test_node_exporter_agrees_in_the_namespace(tmp_path: Path) -> None:
+    with network_namespace() as ns:
+        veth_pair(ns)
+        exporter = start(ns, tmp_path, "netlink")
+        port = free_port()
+        oracle = subprocess.Popen(
+            ["ip", "netns", "exec", ns, "prometheus-node-exporter",
+             f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
+             "--collector.netclass"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            theirs = ""
+            for _ in range(100):
+                try:
+                    theirs = netns_get(ns, f"http://127.0.0.1:{port}/metrics").text
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            ours = wait_value(exporter, 1, "kubev_network_up", interface="kva")
+            for link in ("kva", "kvb"):
+                assert value(ours, "kubev_network_speed_bytes", interface=link) == value(
+                    theirs, "node_network_speed_bytes", device=link
+                )
+                assert value(ours, "kubev_network_carrier_changes_total", interface=link) == value(
+                    theirs, "node_network_carrier_changes_total", device=link
+                )
+        finally:
+            oracle.terminate()
+            oracle.wait()
+            exporter.stop()

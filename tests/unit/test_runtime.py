@@ -1,0 +1,132 @@
+"""Runtime, exposition and HTTP endpoints, in-process with real checks on fixture trees."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from exporter.cli import build_checks
+from exporter.config import Config
+from exporter.exposition import Exposition, Identity
+from exporter.runtime import Runtime
+from exporter.server import make_app
+from exporter.spec import Profile, Role
+from tests.helpers import node_tree, samples
+from tests.unit.checkrun import tree_paths
+
+IDENTITY = Identity(node="n1", role=Role.SINGLE_NODE, profile=Profile.PRODUCTION)
+
+
+def runtime_for(tree: Path, config: Config | None = None) -> Runtime:
+    cfg = config or Config()
+    return Runtime(cfg, build_checks(cfg, tree_paths(tree)))
+
+
+async def run_all(runtime: Runtime) -> None:
+    for check in runtime.checks:
+        await runtime.run_once(check)
+
+
+async def test_failure_logged_once_per_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tree = node_tree("undersized", tmp_path)
+    runtime = runtime_for(tree)
+    compute = next(c for c in runtime.checks if c.name == "compute")
+    meminfo = tree / "proc" / "meminfo"
+    good = meminfo.read_text()
+    caplog.set_level(logging.INFO, logger="exporter.runtime")
+    await runtime.run_once(compute)
+    meminfo.unlink()
+    for _ in range(3):
+        state = await runtime.run_once(compute)
+    assert not state.success and state.error == f"{meminfo}: file not found"
+    meminfo.write_text(good)
+    await runtime.run_once(compute)
+    await runtime.run_once(compute)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("check failed") == 1
+    assert messages.count("check recovered") == 1
+    assert dict(runtime.snapshot.states["compute"].runs) == {
+        "success": 3, "failure": 3, "timeout": 0
+    }
+
+
+async def test_failed_check_drops_its_values_unless_keep_last_good(tmp_path: Path) -> None:
+    tree = node_tree("undersized", tmp_path)
+    for keep in (False, True):
+        cfg = Config().with_check("compute", keep_last_good=keep)
+        runtime = runtime_for(tree, cfg)
+        compute = next(c for c in runtime.checks if c.name == "compute")
+        (tree / "proc" / "meminfo").write_text("MemTotal: 1 kB\nMemAvailable: 1 kB\n")
+        await runtime.run_once(compute)
+        (tree / "proc" / "meminfo").write_text("garbage\n")
+        state = await runtime.run_once(compute)
+        assert not state.success
+        assert (state.output is not None) is keep
+        verdicts = {v.requirement.name for v in runtime.snapshot.verdicts}
+        assert ("memory" in verdicts) is keep
+
+
+async def test_exposition_is_cached_until_a_result_changes(tmp_path: Path) -> None:
+    runtime = runtime_for(node_tree("undersized", tmp_path))
+    exposition = Exposition(IDENTITY)
+    await run_all(runtime)
+    first, ctype = exposition.render(runtime.snapshot, "", gzipped=False)
+    again, _ = exposition.render(runtime.snapshot, "", gzipped=False)
+    assert again is first  # no re-encoding between results
+    assert ctype == "text/plain; version=0.0.4; charset=utf-8"
+    await runtime.run_once(runtime.checks[0])
+    after, _ = exposition.render(runtime.snapshot, "", gzipped=False)
+    assert after is not first
+    zipped, _ = exposition.render(runtime.snapshot, "", gzipped=True)
+    assert gzip.decompress(zipped) == after
+    om, om_type = exposition.render(
+        runtime.snapshot, "application/openmetrics-text; version=1.0.0", gzipped=False
+    )
+    assert om_type.startswith("application/openmetrics-text") and om.endswith(b"# EOF\n")
+
+
+async def test_endpoints(tmp_path: Path) -> None:
+    runtime = runtime_for(node_tree("undersized", tmp_path))
+    async with TestClient(TestServer(make_app(runtime, IDENTITY))) as client:
+        assert (await client.get("/-/healthy")).status == 200
+        not_ready = await client.get("/-/ready")
+        assert not_ready.status == 503
+        assert "kvm" in await not_ready.text()
+        await run_all(runtime)
+        assert (await client.get("/-/ready")).status == 200
+
+        response = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+        assert response.status == 200
+        assert response.headers["Content-Encoding"] == "gzip"
+        got = samples(await response.text())  # aiohttp's client decompresses
+        assert got[("kubev_cpu_logical_cores", ())] == 4
+        assert got[("kubev_requirement_met", (("level", "minimum"), ("requirement", "kvm")))] == 0
+        assert got[("kubev_node_info", (("node", "n1"), ("profile", "production"),
+                                        ("role", "single-node")))] == 1
+
+        page = await client.get("/")
+        assert page.status == 200 and page.content_type == "text/html"
+        html = await page.text()
+        assert "KVM usable (/dev/kvm)" in html and 'href="/metrics"' in html
+
+        assert (await client.head("/metrics")).status == 200
+        assert (await client.get("/nope")).status == 404
+        assert (await client.post("/metrics")).status == 405
+
+
+async def test_html_escapes_node_data(tmp_path: Path) -> None:
+    runtime = runtime_for(node_tree("broken", tmp_path))
+    identity = Identity(node="<script>alert(1)</script>", role=Role.WORKER,
+                        profile=Profile.TESTING)
+    await run_all(runtime)
+    async with TestClient(TestServer(make_app(runtime, identity))) as client:
+        html = await (await client.get("/")).text()
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "meminfo" in html  # the failing check's reason is shown
