@@ -81,9 +81,23 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5
 def netns_get(netns: str, url: str) -> Scrape:
     """GET from inside a network namespace (curl run there)."""
     done = subprocess.run(
-        ["ip", "netns", "exec", netns, "curl", "-s", "--max-time", "5", "-o", "-",
-         "-w", "\n%{http_code}", url],
-        capture_output=True, check=False,
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            "curl",
+            "-s",
+            "--max-time",
+            "5",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            url,
+        ],
+        capture_output=True,
+        check=False,
     )
     if done.returncode != 0:
         raise OSError(f"curl in {netns}: exit {done.returncode}")
@@ -123,17 +137,32 @@ def value(text: str, name: str, **labels: str) -> float | None:
 class Exporter:
     """The real exporter as a child process on a free loopback port."""
 
-    def __init__(self, args: Sequence[str], *, wrap: Sequence[str] = (),
-                 env: dict[str, str] | None = None, netns: str | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        wrap: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        netns: str | None = None,
+    ) -> None:
         self.netns = netns
         if netns is not None:
             wrap = ["ip", "netns", "exec", netns, *wrap]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [*wrap, sys.executable, "-m", "exporter",
-               f"--web.listen-address=127.0.0.1:{self.port}", *args]
+        cmd = [
+            *wrap,
+            sys.executable,
+            "-m",
+            "exporter",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            *args,
+        ]
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cmd,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})},
         )
         self.stderr = ""
@@ -189,8 +218,12 @@ def running(args: Sequence[str], **kwargs: object) -> Iterator[Exporter]:
 
 
 def fixture_args(tree: Path, config: Path | None = None) -> list[str]:
-    args = [f"--path.procfs={tree / 'proc'}", f"--path.sysfs={tree / 'sys'}",
-            f"--path.rootfs={tree / 'root'}", f"--path.dev={tree / 'dev'}"]
+    args = [
+        f"--path.procfs={tree / 'proc'}",
+        f"--path.sysfs={tree / 'sys'}",
+        f"--path.rootfs={tree / 'root'}",
+        f"--path.dev={tree / 'dev'}",
+    ]
     if config is not None:
         args.append(f"--config.file={config}")
     return args

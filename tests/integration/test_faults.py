@@ -57,8 +57,8 @@ def test_a_hung_read_costs_one_check_one_timeout(tmp_path: Path) -> None:
     # SIGTERM ends the process cleanly although a thread is still stuck in open()
     assert exporter.proc.returncode == 0
     log = exporter.stderr
-    assert "msg=\"check failed\" check=compute err=\"timed out after 0.3s\"" in log
-    assert "err=\"an earlier run is still blocked in ComputeCheck.collect" in log
+    assert 'msg="check failed" check=compute err="timed out after 0.3s"' in log
+    assert 'err="an earlier run is still blocked in ComputeCheck.collect' in log
     assert log.count("check=compute err=") == 2  # once per change, not once per cycle
 
 
@@ -70,8 +70,12 @@ def test_permission_denied(tmp_path: Path) -> None:
     (tree / "proc" / "diskstats").chmod(0)
     config = tmp_path / "c.yaml"
     config.write_text(FAST)
-    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
-            "--inh-caps=-dac_override,-dac_read_search", "--"]
+    drop = [
+        "setpriv",
+        "--bounding-set=-dac_override,-dac_read_search",
+        "--inh-caps=-dac_override,-dac_read_search",
+        "--",
+    ]
     with running(fixture_args(tree, config), wrap=drop) as exporter:
         text = exporter.metrics()
     assert value(text, "kubev_kvm_device_present") == 1
@@ -80,7 +84,7 @@ def test_permission_denied(tmp_path: Path) -> None:
     assert value(text, "kubev_check_success", check="disk") == 0
     assert value(text, "kubev_check_success", check="compute") == 1
     assert f"cannot open {tree}/dev/kvm: Permission denied" in exporter.stderr
-    assert f"err=\"{tree}/proc/diskstats: permission denied\"" in exporter.stderr
+    assert f'err="{tree}/proc/diskstats: permission denied"' in exporter.stderr
 
 
 @needs_root
@@ -97,6 +101,8 @@ def test_files_that_vanish_and_return(tmp_path: Path) -> None:
         assert value(text, "kubev_check_success", check="network") == 1
         assert value(text, "kubev_network_up", interface="eno2") == 0
         # the only link left up reports no speed: the verdict becomes unknown, not "failed"
-        assert value(text, "kubev_requirement_met", requirement="nic_speed", level="minimum") is None
+        assert (
+            value(text, "kubev_requirement_met", requirement="nic_speed", level="minimum") is None
+        )
         shutil.move(saved, tree / "sys" / "class" / "net" / "eno1")
         wait_for(lambda: value(exporter.metrics(), "kubev_network_up", interface="eno1") == 1)

@@ -69,8 +69,10 @@ def test_veth_speed_state_and_carrier_changes(tmp_path: Path, source: str) -> No
             text = wait_value(exporter, 1, "kubev_network_up", interface="kva")
             up = value(text, "kubev_network_carrier_changes_total", interface="kva")
             assert up is not None and up > down
-            assert value(text, "kubev_requirement_met", requirement="nic_speed",
-                         level="recommended") == 1
+            assert (
+                value(text, "kubev_requirement_met", requirement="nic_speed", level="recommended")
+                == 1
+            )
         finally:
             exporter.stop()
     assert exporter.proc.returncode == 0
@@ -101,10 +103,18 @@ def test_node_exporter_agrees_in_the_namespace(tmp_path: Path) -> None:
         exporter = start(ns, tmp_path, "netlink")
         port = free_port()
         oracle = subprocess.Popen(
-            ["ip", "netns", "exec", ns, "prometheus-node-exporter",
-             f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
-             "--collector.netclass"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "prometheus-node-exporter",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--collector.disable-defaults",
+                "--collector.netclass",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             theirs = ""

@@ -24,9 +24,7 @@ def values(output: CheckOutput) -> dict[tuple[str, tuple[str, ...]], float]:
 
 
 def histograms(output: CheckOutput) -> dict[tuple[str, tuple[str, ...]], HistogramSample]:
-    return {
-        (s.metric.name, s.labels): s for s in output.samples if isinstance(s, HistogramSample)
-    }
+    return {(s.metric.name, s.labels): s for s in output.samples if isinstance(s, HistogramSample)}
 
 
 def observed(output: CheckOutput) -> dict[str, float | None]:

@@ -38,8 +38,15 @@ def test_file_overrides_defaults(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("15s", 15.0), ("1m", 60.0), ("1m30s", 90.0), ("2h", 7200.0), (2, 2.0),
-     (0.25, 0.25)],
+    [
+        ("500ms", 0.5),
+        ("15s", 15.0),
+        ("1m", 60.0),
+        ("1m30s", 90.0),
+        ("2h", 7200.0),
+        (2, 2.0),
+        (0.25, 0.25),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text, "x") == seconds
@@ -54,35 +61,55 @@ def test_bad_durations(text: object) -> None:
 BAD_CONFIGS = [
     ("profile: staging\n", "profile: must be one of testing, production, got 'staging'"),
     ("role: master\n", "role: must be one of single-node, control-plane, worker, got 'master'"),
-    ("checks:\n  disk:\n    interval: -5s\n",
-     "checks.disk.interval: must be a duration such as 15s or 500ms, got '-5s'"),
-    ("checks:\n  kvm:\n    interval: 0s\n",
-     "checks.kvm.interval: must be greater than zero, got '0s'"),
-    ("checks:\n  compute:\n    interval: 10s\n    timeout: 20s\n",
-     "checks.compute.timeout: must not exceed the interval (10s), got 20s"),
-    ("checks:\n  dsk: {}\n",
-     "checks.dsk: unknown key (known keys: compute, disk, kvm, network)"),
-    ("chekcs: {}\n",
-     "chekcs: unknown key (known keys: checks, node_address, node_name, profile, role)"),
-    ("checks:\n  disk:\n    devices:\n      exclude: '('\n",
-     "checks.disk.devices.exclude: not a valid regular expression: "
-     "missing ), unterminated subpattern at position 0"),
-    ("checks:\n  disk:\n    storage_paths: [var/lib]\n",
-     "checks.disk.storage_paths[0]: must be an absolute path, got 'var/lib'"),
-    ("checks:\n  disk:\n    storage_paths: /var/lib\n",
-     "checks.disk.storage_paths: must be a list of absolute paths, got a string"),
-    ("checks:\n  disk:\n    fsync_samples: 0\n",
-     "checks.disk.fsync_samples: must be a whole number of at least 1, got 0"),
-    ("checks:\n  network:\n    enabled: yes please\n",
-     "checks.network.enabled: must be true or false, got 'yes please'"),
-    ("checks:\n  network:\n    source: ethtool\n",
-     "checks.network.source: must be one of auto, netlink, sysfs, got 'ethtool'"),
+    (
+        "checks:\n  disk:\n    interval: -5s\n",
+        "checks.disk.interval: must be a duration such as 15s or 500ms, got '-5s'",
+    ),
+    (
+        "checks:\n  kvm:\n    interval: 0s\n",
+        "checks.kvm.interval: must be greater than zero, got '0s'",
+    ),
+    (
+        "checks:\n  compute:\n    interval: 10s\n    timeout: 20s\n",
+        "checks.compute.timeout: must not exceed the interval (10s), got 20s",
+    ),
+    ("checks:\n  dsk: {}\n", "checks.dsk: unknown key (known keys: compute, disk, kvm, network)"),
+    (
+        "chekcs: {}\n",
+        "chekcs: unknown key (known keys: checks, node_address, node_name, profile, role)",
+    ),
+    (
+        "checks:\n  disk:\n    devices:\n      exclude: '('\n",
+        "checks.disk.devices.exclude: not a valid regular expression: "
+        "missing ), unterminated subpattern at position 0",
+    ),
+    (
+        "checks:\n  disk:\n    storage_paths: [var/lib]\n",
+        "checks.disk.storage_paths[0]: must be an absolute path, got 'var/lib'",
+    ),
+    (
+        "checks:\n  disk:\n    storage_paths: /var/lib\n",
+        "checks.disk.storage_paths: must be a list of absolute paths, got a string",
+    ),
+    (
+        "checks:\n  disk:\n    fsync_samples: 0\n",
+        "checks.disk.fsync_samples: must be a whole number of at least 1, got 0",
+    ),
+    (
+        "checks:\n  network:\n    enabled: yes please\n",
+        "checks.network.enabled: must be true or false, got 'yes please'",
+    ),
+    (
+        "checks:\n  network:\n    source: ethtool\n",
+        "checks.network.source: must be one of auto, netlink, sysfs, got 'ethtool'",
+    ),
     ("checks:\n  network: [a]\n", "checks.network: must be a mapping, got a list"),
-    ("node_address: 10.0.0.300\n",
-     "node_address: must be auto or an IP address, got '10.0.0.300'"),
+    ("node_address: 10.0.0.300\n", "node_address: must be auto or an IP address, got '10.0.0.300'"),
     ("- a\n- b\n", "top level: must be a mapping, got a list"),
-    ("profile: [unclosed\n",
-     "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
+    (
+        "profile: [unclosed\n",
+        "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'",
+    ),
 ]
 
 
@@ -107,12 +134,18 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--web.listen-address=nonsense"],
-         "--web.listen-address: 'nonsense' is not HOST:PORT or :PORT"),
-        (["--web.listen-address=:99999"],
-         "--web.listen-address: ':99999' is not HOST:PORT or :PORT"),
-        (["--web.listen-address=[zz::1]:80"],
-         "--web.listen-address: '[zz::1]:80' has a bad IPv6 address"),
+        (
+            ["--web.listen-address=nonsense"],
+            "--web.listen-address: 'nonsense' is not HOST:PORT or :PORT",
+        ),
+        (
+            ["--web.listen-address=:99999"],
+            "--web.listen-address: ':99999' is not HOST:PORT or :PORT",
+        ),
+        (
+            ["--web.listen-address=[zz::1]:80"],
+            "--web.listen-address: '[zz::1]:80' has a bad IPv6 address",
+        ),
     ],
 )
 def test_bad_flags(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,9 +163,18 @@ def test_real_process_refuses_bad_config_before_serving(tmp_path: Path) -> None:
     path.write_text("checks:\n  kvm:\n    timeout: soon\n")
     port = free_port()
     done = subprocess.run(
-        [sys.executable, "-m", "exporter", f"--config.file={path}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            f"--config.file={path}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert done.returncode == 2
     assert done.stderr == (
@@ -146,8 +188,13 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("profile: testing\nchecks:\n  kvm: {enabled: false}\n")
     args = cli.build_parser().parse_args(
-        ["serve", f"--config.file={path}", "--profile=production", "--collector.kvm",
-         "--no-collector.disk"]
+        [
+            "serve",
+            f"--config.file={path}",
+            "--profile=production",
+            "--collector.kvm",
+            "--no-collector.disk",
+        ]
     )
     cfg = cli.resolve_config(args)
     assert cfg.profile is Profile.PRODUCTION

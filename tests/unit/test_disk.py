@@ -51,7 +51,9 @@ def test_latency_over_the_interval(tmp_path: Path) -> None:
     assert v[("kubev_disk_read_latency_seconds", ("sda",))] == pytest.approx(0.010)
     assert v[("kubev_disk_write_latency_seconds", ("sda",))] == pytest.approx(0.020)
     # 1000 more reads taking 5000 ms: 5 ms each; no write completes
-    stats.write_text("   8       0 sda 10000 10 80000 95000 3000 20 24000 60000 0 0 0 0 0 0 0 0 0\n")
+    stats.write_text(
+        "   8       0 sda 10000 10 80000 95000 3000 20 24000 60000 0 0 0 0 0 0 0 0 0\n"
+    )
     v = values(check.collect())
     assert v[("kubev_disk_read_latency_seconds", ("sda",))] == pytest.approx(0.005)
     assert v[("kubev_disk_write_latency_seconds", ("sda",))] == pytest.approx(0.020)  # kept

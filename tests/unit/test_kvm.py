@@ -93,6 +93,8 @@ def test_truncated_cpuinfo_leaves_flags_unknown(tmp_path: Path) -> None:
 
 
 def test_parse_cpuinfo_flags() -> None:
-    amd = parse_cpuinfo("processor : 0\nflags : fpu svm lm\n\nprocessor : 1\nflags : fpu svm\n", "x")
+    amd = parse_cpuinfo(
+        "processor : 0\nflags : fpu svm lm\n\nprocessor : 1\nflags : fpu svm\n", "x"
+    )
     assert amd.logical == 2 and amd.flags is not None and "svm" in amd.flags
     assert amd.physical is None  # no physical id / core id lines

@@ -28,8 +28,9 @@ def test_physical_links_only_and_never_a_negative_speed(tmp_path: Path) -> None:
 
 
 def test_virtual_links_when_asked(tmp_path: Path) -> None:
-    cfg = Config(network=NetworkSettings(interfaces=NameFilter(include="^veth"),
-                                         physical_only=False))
+    cfg = Config(
+        network=NetworkSettings(interfaces=NameFilter(include="^veth"), physical_only=False)
+    )
     v = values(make("network", node_tree("compliant", tmp_path), cfg).collect())
     assert {k[1][0] for k in v} == {"veth1a2b3c"}
 

@@ -52,7 +52,9 @@ async def test_failure_logged_once_per_change(
     assert messages.count("check failed") == 1
     assert messages.count("check recovered") == 1
     assert dict(runtime.snapshot.states["compute"].runs) == {
-        "success": 3, "failure": 3, "timeout": 0
+        "success": 3,
+        "failure": 3,
+        "timeout": 0,
     }
 
 
@@ -107,8 +109,15 @@ async def test_endpoints(tmp_path: Path) -> None:
         got = samples(await response.text())  # aiohttp's client decompresses
         assert got[("kubev_cpu_logical_cores", ())] == 4
         assert got[("kubev_requirement_met", (("level", "minimum"), ("requirement", "kvm")))] == 0
-        assert got[("kubev_node_info", (("node", "n1"), ("profile", "production"),
-                                        ("role", "single-node")))] == 1
+        assert (
+            got[
+                (
+                    "kubev_node_info",
+                    (("node", "n1"), ("profile", "production"), ("role", "single-node")),
+                )
+            ]
+            == 1
+        )
 
         page = await client.get("/")
         assert page.status == 200 and page.content_type == "text/html"
@@ -122,8 +131,7 @@ async def test_endpoints(tmp_path: Path) -> None:
 
 async def test_html_escapes_node_data(tmp_path: Path) -> None:
     runtime = runtime_for(node_tree("broken", tmp_path))
-    identity = Identity(node="<script>alert(1)</script>", role=Role.WORKER,
-                        profile=Profile.TESTING)
+    identity = Identity(node="<script>alert(1)</script>", role=Role.WORKER, profile=Profile.TESTING)
     await run_all(runtime)
     async with TestClient(TestServer(make_app(runtime, identity))) as client:
         html = await (await client.get("/")).text()

@@ -14,12 +14,23 @@ from exporter.spec import (
 
 # The spec page's port table: (first, last, protocols).
 SPEC_PORTS = {
-    (6443, 6443, ("tcp",)), (2379, 2380, ("tcp",)), (10250, 10250, ("tcp",)),
-    (10259, 10259, ("tcp",)), (10257, 10257, ("tcp",)), (10256, 10256, ("tcp",)),
-    (30000, 32767, ("tcp", "udp")), (8443, 8443, ("tcp",)), (61000, 61009, ("tcp",)),
-    (6641, 6641, ("tcp",)), (6642, 6642, ("tcp",)), (6643, 6643, ("tcp",)),
-    (6644, 6644, ("tcp",)), (6081, 6081, ("udp",)), (10660, 10660, ("tcp",)),
-    (10665, 10665, ("tcp",)), (10661, 10661, ("tcp",)),
+    (6443, 6443, ("tcp",)),
+    (2379, 2380, ("tcp",)),
+    (10250, 10250, ("tcp",)),
+    (10259, 10259, ("tcp",)),
+    (10257, 10257, ("tcp",)),
+    (10256, 10256, ("tcp",)),
+    (30000, 32767, ("tcp", "udp")),
+    (8443, 8443, ("tcp",)),
+    (61000, 61009, ("tcp",)),
+    (6641, 6641, ("tcp",)),
+    (6642, 6642, ("tcp",)),
+    (6643, 6643, ("tcp",)),
+    (6644, 6644, ("tcp",)),
+    (6081, 6081, ("udp",)),
+    (10660, 10660, ("tcp",)),
+    (10665, 10665, ("tcp",)),
+    (10661, 10661, ("tcp",)),
 }
 
 
@@ -32,13 +43,12 @@ def test_thresholds_are_the_spec_numbers() -> None:
     assert testing["cpu_cores"].thresholds == {Level.MINIMUM: 8, Level.RECOMMENDED: 16}
     assert production["cpu_cores"].thresholds[Level.MINIMUM] == 16
     assert testing["memory"].thresholds == {Level.MINIMUM: 8 * GIB, Level.RECOMMENDED: 16 * GIB}
-    assert production["memory"].thresholds == {
-        Level.MINIMUM: 16 * GIB, Level.RECOMMENDED: 32 * GIB
-    }
+    assert production["memory"].thresholds == {Level.MINIMUM: 16 * GIB, Level.RECOMMENDED: 32 * GIB}
     for reqs in (testing, production):
         # 1 Gb/s and 10 Gb/s in bytes per second
         assert reqs["nic_speed"].thresholds == {
-            Level.MINIMUM: 125_000_000, Level.RECOMMENDED: 1_250_000_000
+            Level.MINIMUM: 125_000_000,
+            Level.RECOMMENDED: 1_250_000_000,
         }
         assert reqs["kvm"].thresholds[Level.MINIMUM] == 1
         assert Level.RECOMMENDED in reqs["storage_solid_state"].thresholds

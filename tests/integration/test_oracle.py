@@ -1,0 +1,137 @@
+"""Independent oracle: Debian's prometheus-node-exporter on the same fixture trees and on
+this machine. Cores, MemTotal, link speeds and disk counters must agree with ours.
+
+node_exporter 1.5 exports no rotational flag, so `lsblk` (util-linux) is the oracle for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import (
+    fixture_args,
+    free_port,
+    http_get,
+    needs_root,
+    node_tree,
+    running,
+    samples,
+    value,
+)
+
+ONE_RUN = "checks:\n" + "".join(
+    f"  {c}: {{interval: 1h}}\n" for c in ("kvm", "compute", "disk", "network")
+)
+
+
+@contextlib.contextmanager
+def node_exporter(*args: str) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "prometheus-node-exporter",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--collector.disable-defaults",
+            "--collector.cpu",
+            "--collector.meminfo",
+            "--collector.diskstats",
+            "--collector.netclass",
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                http_get(url)
+                break
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def by_label(text: str, name: str, label: str) -> dict[str, float]:
+    return {dict(labels)[label]: v for (n, labels), v in samples(text).items() if n == name}
+
+
+def compare(ours: str, theirs: str) -> None:
+    cpus = {dict(labels)["cpu"] for (n, labels) in samples(theirs) if n == "node_cpu_seconds_total"}
+    assert value(ours, "kubev_cpu_logical_cores") == len(cpus)
+    assert value(ours, "kubev_memory_total_bytes") == value(theirs, "node_memory_MemTotal_bytes")
+
+    their_speeds = by_label(theirs, "node_network_speed_bytes", "device")
+    our_speeds = by_label(ours, "kubev_network_speed_bytes", "interface")
+    for link, speed in our_speeds.items():
+        assert their_speeds[link] == speed, link
+    for link in by_label(ours, "kubev_network_up", "interface"):
+        if their_speeds.get(link, -1) < 0:  # node_exporter's bogus negative: we export none
+            assert link not in our_speeds
+
+
+@needs_root
+@pytest.mark.parametrize("shape", ["compliant", "undersized"])
+def test_fixture_trees_agree(shape: str, tmp_path: Path) -> None:
+    tree = node_tree(shape, tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text(ONE_RUN)
+    with running(fixture_args(tree, config)) as exporter:
+        ours = exporter.metrics()
+    with node_exporter(
+        f"--path.procfs={tree / 'proc'}",
+        f"--path.sysfs={tree / 'sys'}",
+        f"--path.rootfs={tree / 'root'}",
+    ) as url:
+        theirs = http_get(url).text
+    compare(ours, theirs)
+    for ours_name, theirs_name in (
+        ("kubev_disk_reads_completed_total", "node_disk_reads_completed_total"),
+        ("kubev_disk_writes_completed_total", "node_disk_writes_completed_total"),
+        ("kubev_disk_read_time_seconds_total", "node_disk_read_time_seconds_total"),
+        ("kubev_disk_write_time_seconds_total", "node_disk_write_time_seconds_total"),
+    ):
+        our_disks = by_label(ours, ours_name, "device")
+        assert our_disks, ours_name
+        assert our_disks == {
+            d: v for d, v in by_label(theirs, theirs_name, "device").items() if d in our_disks
+        }
+
+
+def test_this_machine_agrees(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "checks:\n  kvm: {interval: 1h}\n  compute: {interval: 1h}\n  network: {interval: 1h}\n"
+        f"  disk: {{interval: 1h, storage_paths: [{tmp_path}]}}\n"
+    )
+    with node_exporter() as url:
+        before = http_get(url).text
+        with running([f"--config.file={config}"]) as exporter:
+            ours = exporter.metrics()
+        after = http_get(url).text
+    compare(ours, after)
+    # our single disk run happened between the two node_exporter scrapes
+    for ours_name, theirs_name in (
+        ("kubev_disk_reads_completed_total", "node_disk_reads_completed_total"),
+        ("kubev_disk_writes_completed_total", "node_disk_writes_completed_total"),
+    ):
+        low, high = by_label(before, theirs_name, "device"), by_label(after, theirs_name, "device")
+        for disk, count in by_label(ours, ours_name, "device").items():
+            assert low[disk] <= count <= high[disk], (ours_name, disk)
+
+    lsblk = subprocess.run(
+        ["lsblk", "-d", "-n", "-o", "NAME,ROTA"], capture_output=True, text=True, check=True
+    ).stdout
+    rotational = dict(line.split() for line in lsblk.splitlines())
+    ours_rota = by_label(ours, "kubev_disk_rotational", "device")
+    assert ours_rota
+    for disk, flag in ours_rota.items():
+        assert flag == float(rotational[disk]), disk
