@@ -74,14 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"enable or disable the {name} check (overrides the config)",
         )
-    common.add_argument("--log.level", dest="log_level", choices=list(logs.LEVELS), default="info")
     common.add_argument(
-        "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
+        "--log.level",
+        dest="log_level",
+        choices=list(logs.LEVELS),
+        default="info",
+        help="least severe level logged (default: info)",
+    )
+    common.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=["logfmt", "json"],
+        default="logfmt",
+        help="log line format on stderr (default: logfmt)",
     )
 
     parser = argparse.ArgumentParser(
         prog="kubev-node-exporter",
         description="Prometheus exporter: does this node meet the Kube-V requirements?",
+        epilog="Without a command, serve runs. Its flags: kubev-node-exporter serve --help",
     )
     parser.add_argument("--version", action="version", version=f"kubev-node-exporter {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
