@@ -128,6 +128,13 @@ def parse_listen_address(text: str) -> tuple[str | None, int]:
     return (host or None), int(port_text)
 
 
+def check_telemetry_path(path: str) -> None:
+    if not path.startswith("/") or path in ("/", "/-/healthy", "/-/ready"):
+        raise UsageError(
+            f"--web.telemetry-path: {path!r} must start with / and not be /, /-/healthy or /-/ready"
+        )
+
+
 def resolve_config(args: argparse.Namespace) -> config.Config:
     cfg = config.load(args.config_file) if args.config_file else config.Config()
     if args.profile:
@@ -207,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = resolve_config(args)
         paths = Paths(args.path_procfs, args.path_sysfs, args.path_rootfs, args.path_dev)
         addresses = [parse_listen_address(a) for a in args.listen or [f":{DEFAULT_PORT}"]]
+        check_telemetry_path(args.telemetry_path)
     except (config.ConfigError, UsageError) as e:
         print(f"kubev-node-exporter: {e}", file=sys.stderr)
         return 2

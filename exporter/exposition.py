@@ -26,6 +26,11 @@ from exporter.runtime import Snapshot
 from exporter.spec import Profile, Role, requirements
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: What Prometheus 2.x asks for; it gets OpenMetrics.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 
 
 @dataclass(frozen=True)
@@ -118,9 +123,9 @@ class Exposition:
         self._cache: dict[tuple[str, bool], bytes] = {}
 
     def warm(self, snapshot: Snapshot) -> None:
-        """Encode the common format (text, gzip and plain) for a new snapshot."""
+        """Encode what scrapers ask for most, right when a new snapshot arrives."""
+        self.render(snapshot, PROMETHEUS_ACCEPT, gzipped=True)
         self.render(snapshot, "", gzipped=True)
-        self.render(snapshot, "", gzipped=False)
 
     def render(self, snapshot: Snapshot, accept: str, gzipped: bool) -> tuple[bytes, str]:
         """The body and content type for this Accept header; cached per generation."""

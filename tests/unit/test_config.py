@@ -143,6 +143,11 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
             "--web.listen-address: ':99999' is not HOST:PORT or :PORT",
         ),
         (
+            ["--web.telemetry-path=metrics"],
+            "--web.telemetry-path: 'metrics' must start with / and not be /, /-/healthy "
+            "or /-/ready",
+        ),
+        (
             ["--web.listen-address=[zz::1]:80"],
             "--web.listen-address: '[zz::1]:80' has a bad IPv6 address",
         ),

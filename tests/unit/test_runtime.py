@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 
 from exporter.cli import build_checks
 from exporter.config import Config
@@ -91,6 +94,9 @@ async def test_exposition_is_cached_until_a_result_changes(tmp_path: Path) -> No
         runtime.snapshot, "application/openmetrics-text; version=1.0.0", gzipped=False
     )
     assert om_type.startswith("application/openmetrics-text") and om.endswith(b"# EOF\n")
+    parsed = {f.name: f for f in openmetrics_families(om.decode())}
+    assert parsed["kubev_check_runs"].type == "counter"
+    assert parsed["kubev_cpu_logical_cores"].samples[0].value == 4
 
 
 async def test_endpoints(tmp_path: Path) -> None:
