@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from exporter.spec import Profile, Role
+from exporter.spec import PORTS, Expectation, Profile, Role
 
 T = TypeVar("T")
 
@@ -80,6 +80,47 @@ class NetworkSettings(CheckSettings):
 
 
 @dataclass(frozen=True)
+class ExtraPort:
+    """A port the spec table does not list, probed like the others."""
+
+    component: str
+    first: int
+    last: int
+    protocol: str
+    expectation: Expectation
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortsSettings(CheckSettings):
+    #: per port; the check's timeout bounds the whole sweep
+    connect_timeout: float = 1.0
+    #: connects in flight at once
+    concurrency: int = 256
+    #: component -> expectation, overriding what the spec table says for this node's role
+    expectations: Mapping[str, Expectation] = field(default_factory=dict)
+    extra: tuple[ExtraPort, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class OvnSettings(CheckSettings):
+    scheme: str = "http"
+    bearer_token_file: str | None = None
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    #: a larger body is cut off and the endpoint counts as down
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class DnsSettings(CheckSettings):
+    #: names to resolve; empty: the node's own host name
+    names: tuple[str, ...] = ()
+    #: when set, kubernetes.default.svc.<cluster_domain> is resolved too
+    cluster_domain: str | None = None
+    lookup_timeout: float = 2.0
+
+
+@dataclass(frozen=True)
 class Config:
     profile: Profile = Profile.PRODUCTION
     role: Role = Role.SINGLE_NODE
@@ -91,6 +132,9 @@ class Config:
     compute: CheckSettings = CheckSettings(interval=15.0, timeout=5.0)
     disk: DiskSettings = DiskSettings(interval=15.0, timeout=10.0)
     network: NetworkSettings = NetworkSettings(interval=15.0, timeout=5.0)
+    ports: PortsSettings = PortsSettings(interval=15.0, timeout=10.0)
+    ovn: OvnSettings = OvnSettings(interval=30.0, timeout=5.0)
+    dns: DnsSettings = DnsSettings(interval=30.0, timeout=5.0)
     source: str = field(default="embedded defaults", compare=False)
 
     def check(self, name: str) -> CheckSettings:
@@ -216,6 +260,91 @@ def _abs_paths(value: object, where: str) -> tuple[str, ...]:
     return tuple(paths)
 
 
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
+
+
+def _hostname(value: object, where: str) -> str:
+    text = _str(value, where)
+    if not _HOSTNAME.match(text) or ".." in text:
+        raise ConfigError(f"{where}: not a valid DNS name, got {text!r}")
+    return text
+
+
+def _optional_hostname(value: object, where: str) -> str | None:
+    return None if value is None else _hostname(value, where)
+
+
+def _hostnames(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: must be a list of DNS names, got {_kind(value)}")
+    return tuple(_hostname(item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+def _optional_abs_path(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ConfigError(f"{where}: must be an absolute path, got {value!r}")
+    return value
+
+
+_EXPECTATIONS = tuple(e.value for e in Expectation)
+
+
+def _expectation(value: object, where: str) -> Expectation:
+    return Expectation(_choice(_EXPECTATIONS)(value, where))
+
+
+def _expectations(value: object, where: str) -> dict[str, Expectation]:
+    section = _Section(value, where)
+    components = {p.component for p in PORTS}
+    result = {}
+    for name in list(section.data):
+        if name not in components:
+            known = ", ".join(sorted(components))
+            raise ConfigError(f"{section.key(str(name))}: unknown component (known: {known})")
+        result[str(name)] = section.get(str(name), _expectation, Expectation.REQUIRED)
+    return result
+
+
+def _port_range(value: object, where: str) -> tuple[int, int]:
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(text, str):
+        first, _, last = text.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            low, high = int(first), int(last or first)
+            if 1 <= low <= high <= 65535:
+                return low, high
+    raise ConfigError(
+        f"{where}: must be a port (1-65535) or a range like 61000-61009, got {value!r}"
+    )
+
+
+def _extra_ports(value: object, where: str) -> tuple[ExtraPort, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: must be a list, got {_kind(value)}")
+    ports = []
+    for i, item in enumerate(value):
+        section = _Section(item, f"{where}[{i}]")
+        component = section.get("component", _str, "")
+        if not component:
+            raise ConfigError(f"{section.key('component')}: required")
+        if "port" not in section.data:
+            raise ConfigError(f"{section.key('port')}: required")
+        first, last = section.get("port", _port_range, (0, 0))
+        ports.append(
+            ExtraPort(
+                component=component,
+                first=first,
+                last=last,
+                protocol=section.get("protocol", _choice(("tcp", "udp")), "tcp"),
+                expectation=section.get("expectation", _expectation, Expectation.REQUIRED),
+            )
+        )
+        section.finish()
+    return tuple(ports)
+
+
 def _filter(section: _Section, name: str, default: NameFilter) -> NameFilter:
     sub = section.section(name)
     result = NameFilter(
@@ -276,6 +405,38 @@ def from_mapping(data: object, source: str = "config") -> Config:
         source=net_s.get("source", _choice(("auto", "netlink", "sysfs")), base.network.source),
     )
     net_s.finish()
+
+    ports_s = checks.section("ports")
+    ports = PortsSettings(
+        **_check_common(ports_s, base.ports),
+        connect_timeout=ports_s.get("connect_timeout", parse_duration, base.ports.connect_timeout),
+        concurrency=ports_s.get("concurrency", _positive_int, base.ports.concurrency),
+        expectations=ports_s.get("expectations", _expectations, base.ports.expectations),
+        extra=ports_s.get("extra", _extra_ports, base.ports.extra),
+    )
+    ports_s.finish()
+
+    ovn_s = checks.section("ovn")
+    tls_s = ovn_s.section("tls")
+    ovn = OvnSettings(
+        **_check_common(ovn_s, base.ovn),
+        scheme=ovn_s.get("scheme", _choice(("http", "https")), base.ovn.scheme),
+        bearer_token_file=ovn_s.get("bearer_token_file", _optional_abs_path, None),
+        ca_file=tls_s.get("ca_file", _optional_abs_path, None),
+        insecure_skip_verify=tls_s.get("insecure_skip_verify", _bool, False),
+        max_body_bytes=ovn_s.get("max_body_bytes", _positive_int, base.ovn.max_body_bytes),
+    )
+    tls_s.finish()
+    ovn_s.finish()
+
+    dns_s = checks.section("dns")
+    dns = DnsSettings(
+        **_check_common(dns_s, base.dns),
+        names=dns_s.get("names", _hostnames, base.dns.names),
+        cluster_domain=dns_s.get("cluster_domain", _optional_hostname, None),
+        lookup_timeout=dns_s.get("lookup_timeout", parse_duration, base.dns.lookup_timeout),
+    )
+    dns_s.finish()
     checks.finish()
     top.finish()
     return Config(
@@ -287,6 +448,9 @@ def from_mapping(data: object, source: str = "config") -> Config:
         compute=compute,
         disk=disk,
         network=network,
+        ports=ports,
+        ovn=ovn,
+        dns=dns,
         source=source,
     )
 

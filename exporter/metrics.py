@@ -305,4 +305,111 @@ NET_CARRIER_CHANGES = _m(
     "network",
 )
 
+# ports
+NODE_ADDRESS_INFO = _m(
+    "kubev_node_address_info",
+    "gauge",
+    "Always 1; the address the network probes target and where it came from "
+    "(config, env, default-route, fallback).",
+    ("address", "source"),
+    "ports",
+)
+PORT_UP = _m(
+    "kubev_port_up",
+    "gauge",
+    "1 if the port answers: a TCP connect to the node address succeeded, or a UDP socket is bound.",
+    ("component", "port", "protocol"),
+    "ports",
+)
+PORT_LISTENING = _m(
+    "kubev_port_listening",
+    "gauge",
+    "1 if the kernel has a listening TCP or bound UDP socket on the port, on any "
+    "address (sock_diag).",
+    ("component", "port", "protocol"),
+    "ports",
+)
+PORT_EXPECTED = _m(
+    "kubev_port_expected",
+    "gauge",
+    "1 if this node's role requires the port; 0 if optional or transient (live "
+    "migration): reported, never alerted.",
+    ("component", "port", "protocol"),
+    "ports",
+)
+PORT_CONNECT_DURATION = _m(
+    "kubev_port_connect_duration_seconds",
+    "gauge",
+    "Time the last successful TCP connect took.",
+    ("component", "port"),
+    "ports",
+)
+NODEPORT_SOCKETS = _m(
+    "kubev_nodeport_listening_sockets",
+    "gauge",
+    "Listening sockets in the NodePort range 30000-32767 (counted, not probed).",
+    ("protocol",),
+    "ports",
+)
+
+# ovn
+OVN_UP = _m(
+    "kubev_ovn_endpoint_up",
+    "gauge",
+    "1 if GET /metrics answered 200 with a body that parses as Prometheus text.",
+    ("component", "port"),
+    "ovn",
+)
+OVN_EXPECTED = _m(
+    "kubev_ovn_endpoint_expected",
+    "gauge",
+    "1 if this node's role requires the endpoint (kube-ovn-cni on every node).",
+    ("component", "port"),
+    "ovn",
+)
+OVN_STATUS = _m(
+    "kubev_ovn_endpoint_http_status",
+    "gauge",
+    "HTTP status of the last fetch; 0 when no HTTP response came.",
+    ("component", "port"),
+    "ovn",
+)
+OVN_RESPONSE_SECONDS = _m(
+    "kubev_ovn_endpoint_response_seconds",
+    "gauge",
+    "Time from request to the whole body (or to the failure).",
+    ("component", "port"),
+    "ovn",
+)
+OVN_SAMPLES = _m(
+    "kubev_ovn_endpoint_samples",
+    "gauge",
+    "Samples in the endpoint's last parseable answer.",
+    ("component", "port"),
+    "ovn",
+)
+
+# dns
+DNS_SUCCESS = _m(
+    "kubev_dns_resolution_success",
+    "gauge",
+    "1 if the name resolved through the node's resolver within the lookup timeout.",
+    ("name",),
+    "dns",
+)
+DNS_DURATION = _m(
+    "kubev_dns_resolution_duration_seconds",
+    "gauge",
+    "Time the last lookup took (to the answer, the error or the timeout).",
+    ("name",),
+    "dns",
+)
+DNS_NODELOCAL = _m(
+    "kubev_dns_nodelocal_cache_detected",
+    "gauge",
+    "1 if NodeLocal DNSCache (169.254.20.10) is on an interface or in resolv.conf.",
+    (),
+    "dns",
+)
+
 BY_NAME: dict[str, MetricDef] = {m.name: m for m in CATALOG}

@@ -175,6 +175,37 @@ def _requirements(
             rationale="Low-latency storage is critical; etcd asks for fsync under 10 ms.",
         ),
         Requirement(
+            name="ports",
+            title="Platform ports listening",
+            area="ports",
+            unit="bool",
+            comparison=Comparison.AT_LEAST,
+            thresholds={Level.MINIMUM: 1.0},
+            rationale="Every port the node's role requires (spec port table) accepts "
+            "connections (TCP) or has a bound socket (UDP).",
+        ),
+        Requirement(
+            name="ovn_endpoints",
+            title="OVN metrics endpoints healthy",
+            area="ovn",
+            unit="bool",
+            comparison=Comparison.AT_LEAST,
+            thresholds={Level.MINIMUM: 1.0},
+            rationale="kube-ovn-cni (10665) serves metrics on every node; kube-ovn-controller "
+            "(10660) and kube-ovn-monitor (10661) where they run. Serving means HTTP 200 "
+            "and parseable Prometheus text.",
+        ),
+        Requirement(
+            name="dns",
+            title="DNS resolution",
+            area="dns",
+            unit="bool",
+            comparison=Comparison.AT_LEAST,
+            thresholds={Level.MINIMUM: 1.0},
+            rationale="DNS resolution is crucial: nodes must find each other and external "
+            "services.",
+        ),
+        Requirement(
             name="nic_speed",
             title="NIC link speed",
             area="network",
@@ -220,6 +251,8 @@ class PortRange:
     direction: str
     purpose: str
     roles: Mapping[Role, Expectation] = field(default_factory=dict)
+    #: False for ranges too wide to probe port by port (NodePort): sockets are counted
+    probe: bool = True
 
     @property
     def ports(self) -> range:
@@ -318,6 +351,7 @@ PORTS: tuple[PortRange, ...] = (
         "inbound",
         "Default range for exposing services on node IPs",
         _on(_OPT, _OPT),
+        probe=False,
     ),
     PortRange(
         "kubevirt-api",

@@ -135,7 +135,12 @@ def value(text: str, name: str, **labels: str) -> float | None:
 
 
 class Exporter:
-    """The real exporter as a child process on a free loopback port."""
+    """The real exporter as a child process on a free loopback port.
+
+    Hermetic by default: the network probes target 127.0.0.1 (NODE_IP) and the DNS check
+    is off, so a test never sends a packet beyond loopback. DNS is tested against dnsmasq
+    in a namespace of the test's own.
+    """
 
     def __init__(
         self,
@@ -144,11 +149,16 @@ class Exporter:
         wrap: Sequence[str] = (),
         env: dict[str, str] | None = None,
         netns: str | None = None,
+        dns: bool = False,
     ) -> None:
         self.netns = netns
         if netns is not None:
             wrap = ["ip", "netns", "exec", netns, *wrap]
-        self.port = free_port()
+        if not dns:
+            args = [*args, "--no-collector.dns"]
+        env = {"NODE_IP": "127.0.0.1", **(env or {})}
+        # in a namespace of its own the port is fixed: nothing else listens there
+        self.port = 19100 if netns is not None else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [
             *wrap,
@@ -163,7 +173,7 @@ class Exporter:
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **env},
         )
         self.stderr = ""
 

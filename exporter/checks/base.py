@@ -1,4 +1,4 @@
-"""What every check is: a name, its settings, and one run that returns a CheckOutput."""
+"""What every check is: a name, its settings, and one async run that returns a CheckOutput."""
 
 from __future__ import annotations
 
@@ -17,14 +17,22 @@ class Check(ABC):
     def __init__(self, config: Config, paths: Paths) -> None:
         self.config = config
         self.paths = paths
+        #: every blocking call of the check goes through here (see blocking.py)
         self.gate = BlockingGate(self.name)
 
     @property
     def settings(self) -> CheckSettings:
         return self.config.check(self.name)
 
+    @abstractmethod
     async def run(self) -> CheckOutput:
-        """One run. The host is read in a thread; the event loop never blocks on it."""
+        """One run. Must not block the event loop."""
+
+
+class BlockingCheck(Check):
+    """A check whose whole run is blocking I/O (files, ioctl, netlink): run in a thread."""
+
+    async def run(self) -> CheckOutput:
         return await self.gate.run(self.collect)
 
     @abstractmethod

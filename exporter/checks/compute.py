@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exporter import metrics
-from exporter.checks.base import Check
+from exporter.checks.base import BlockingCheck
 from exporter.checks.cpuinfo import parse_cpuinfo
 from exporter.config import Config
 from exporter.fsread import read_optional, read_text
@@ -56,7 +56,7 @@ def parse_meminfo(text: str, where: str) -> dict[str, int]:
     return values
 
 
-class ComputeCheck(Check):
+class ComputeCheck(BlockingCheck):
     name = "compute"
 
     def __init__(self, config: Config, paths: Paths) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import psutil
 
 from exporter import metrics
-from exporter.checks.base import Check
+from exporter.checks.base import BlockingCheck
 from exporter.config import Config, DiskSettings
 from exporter.fsread import read_optional, read_text
 from exporter.model import CheckError, CheckOutput, OutputBuilder
@@ -108,7 +108,7 @@ def fsync_probe(directory: str, samples: int) -> list[float]:
     return latencies
 
 
-class DiskCheck(Check):
+class DiskCheck(BlockingCheck):
     name = "disk"
 
     def __init__(self, config: Config, paths: Paths) -> None:

@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 
 from exporter import metrics
-from exporter.checks.base import Check
+from exporter.checks.base import BlockingCheck
 from exporter.checks.cpuinfo import parse_cpuinfo
 from exporter.fsread import read_optional, read_text
 from exporter.model import CheckOutput, OutputBuilder
@@ -29,7 +29,7 @@ KVM_API_VERSION = 12
 KVM_MAJOR, KVM_MINOR = 10, 232
 
 
-class KvmCheck(Check):
+class KvmCheck(BlockingCheck):
     name = "kvm"
 
     def collect(self) -> CheckOutput:

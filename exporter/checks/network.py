@@ -12,7 +12,7 @@ import errno
 from dataclasses import dataclass
 
 from exporter import metrics
-from exporter.checks.base import Check
+from exporter.checks.base import BlockingCheck
 from exporter.fsread import read_attr_errno, read_optional
 from exporter.model import CheckError, CheckOutput, OutputBuilder
 from exporter.paths import Paths
@@ -127,7 +127,7 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
-class NetworkCheck(Check):
+class NetworkCheck(BlockingCheck):
     name = "network"
 
     def source(self) -> str:

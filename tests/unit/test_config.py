@@ -73,7 +73,10 @@ BAD_CONFIGS = [
         "checks:\n  compute:\n    interval: 10s\n    timeout: 20s\n",
         "checks.compute.timeout: must not exceed the interval (10s), got 20s",
     ),
-    ("checks:\n  dsk: {}\n", "checks.dsk: unknown key (known keys: compute, disk, kvm, network)"),
+    (
+        "checks:\n  dsk: {}\n",
+        "checks.dsk: unknown key (known keys: compute, disk, dns, kvm, network, ovn, ports)",
+    ),
     (
         "chekcs: {}\n",
         "chekcs: unknown key (known keys: checks, node_address, node_name, profile, role)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ IDENTITY = Identity(node="n1", role=Role.SINGLE_NODE, profile=Profile.PRODUCTION
 
 
 def runtime_for(tree: Path, config: Config | None = None) -> Runtime:
-    cfg = config or Config()
+    """Every check but DNS, probing loopback only."""
+    cfg = replace(config or Config(), node_address="127.0.0.1").with_check("dns", enabled=False)
     return Runtime(cfg, build_checks(cfg, tree_paths(tree)))
 
 

@@ -1,0 +1,178 @@
+"""OVN: are Kube-OVN's metrics endpoints (10660, 10661, 10665) serving real metrics?
+
+Up means HTTP 200 and a body that parses as Prometheus text. Every fetch is bounded:
+a timeout over the whole exchange, a maximum body size, and redirects followed only to
+the same host and port (at most three).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter import metrics
+from exporter.checks.base import Check
+from exporter.fsread import read_text
+from exporter.model import CheckError, CheckOutput, OutputBuilder
+from exporter.nodeaddr import resolve
+from exporter.spec import PORTS, Expectation
+
+COMPONENTS = ("kube-ovn-controller", "kube-ovn-monitor", "kube-ovn-cni")
+MAX_REDIRECTS = 3
+MAX_TOKEN_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    component: str
+    port: int
+    expectation: Expectation
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int  # 0: no HTTP response
+    seconds: float
+    samples: int | None  # None: the body is not Prometheus text (or none came)
+    reason: str | None
+
+    @property
+    def up(self) -> bool:
+        return self.status == 200 and self.samples is not None
+
+
+def count_samples(body: bytes) -> int:
+    """Samples in a Prometheus text body; ValueError when it is not one."""
+    text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    count = 0
+    for family in text_string_to_metric_families(text):
+        count += len(family.samples)
+    if count == 0 and text.strip() and not text.lstrip().startswith("#"):
+        raise ValueError("no samples")
+    return count
+
+
+async def fetch(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], max_bytes: int
+) -> tuple[int, bytes | None, str | None]:
+    """GET with redirects kept on the same host; (status, body or None, reason)."""
+    origin = urlsplit(url).netloc
+    for _ in range(MAX_REDIRECTS + 1):
+        async with session.get(url, headers=headers, allow_redirects=False) as response:
+            if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                target = urljoin(url, response.headers["Location"])
+                if urlsplit(target).netloc != origin:
+                    return response.status, None, f"redirect to another host refused: {target}"
+                url = target
+                continue
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > max_bytes:
+                    return response.status, None, f"body larger than {max_bytes} bytes"
+            return response.status, bytes(body), None
+    return 0, None, f"more than {MAX_REDIRECTS} redirects"
+
+
+class OvnCheck(Check):
+    name = "ovn"
+
+    def endpoints(self) -> list[Endpoint]:
+        found = []
+        for row in PORTS:
+            if row.component in COMPONENTS:
+                expectation = self.config.ports.expectations.get(
+                    row.component, row.expectation(self.config.role)
+                )
+                if expectation is not Expectation.ABSENT:
+                    found.append(Endpoint(row.component, row.first, expectation))
+        return found
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        settings = self.config.ovn
+        if settings.scheme != "https":
+            return True
+        if settings.insecure_skip_verify:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        try:
+            return ssl.create_default_context(cafile=settings.ca_file)
+        except (OSError, ssl.SSLError) as e:
+            raise CheckError(f"{settings.ca_file}: cannot load CA: {e}") from None
+
+    def _prepare(self) -> tuple[str, dict[str, str], ssl.SSLContext | bool]:
+        """Blocking part: node address, token file, CA file."""
+        headers = {"Accept": "text/plain;version=0.0.4"}
+        token_file = self.config.ovn.bearer_token_file
+        if token_file:
+            token = read_text(self.paths.root(token_file), MAX_TOKEN_BYTES).strip()
+            headers["Authorization"] = f"Bearer {token}"
+        return resolve(self.config.node_address).address, headers, self._ssl()
+
+    async def _one(
+        self, session: aiohttp.ClientSession, base: str, endpoint: Endpoint, headers: dict[str, str]
+    ) -> Fetched:
+        settings = self.config.ovn
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(settings.timeout * 0.9):
+                status, body, reason = await fetch(
+                    session, f"{base}:{endpoint.port}/metrics", headers, settings.max_body_bytes
+                )
+        except TimeoutError:
+            return Fetched(
+                0,
+                time.perf_counter() - started,
+                None,
+                f"no complete answer within {settings.timeout * 0.9:.3g}s",
+            )
+        except aiohttp.ClientError as e:
+            return Fetched(0, time.perf_counter() - started, None, str(e) or type(e).__name__)
+        seconds = time.perf_counter() - started
+        if body is None:
+            return Fetched(status, seconds, None, reason)
+        if status != 200:
+            return Fetched(status, seconds, None, f"HTTP {status}")
+        try:
+            samples = await self.gate.run(lambda: count_samples(body))
+        except ValueError as e:
+            return Fetched(status, seconds, None, f"not Prometheus text: {e}")
+        return Fetched(status, seconds, samples, None)
+
+    async def run(self) -> CheckOutput:
+        address, headers, ssl_context = await self.gate.run(self._prepare)
+        host = f"[{address}]" if ":" in address else address
+        base = f"{self.config.ovn.scheme}://{host}"
+        endpoints = self.endpoints()
+        connector = aiohttp.TCPConnector(
+            ssl=ssl_context, limit=len(endpoints) or 1, force_close=True
+        )
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=True) as session:
+            results = await asyncio.gather(
+                *(self._one(session, base, e, headers) for e in endpoints)
+            )
+        out = OutputBuilder()
+        healthy = True
+        for endpoint, result in zip(endpoints, results, strict=True):
+            labels = {"component": endpoint.component, "port": str(endpoint.port)}
+            out.add(metrics.OVN_UP, result.up, **labels)
+            out.add(metrics.OVN_EXPECTED, endpoint.expectation is Expectation.REQUIRED, **labels)
+            out.add(metrics.OVN_STATUS, result.status, **labels)
+            out.add(metrics.OVN_RESPONSE_SECONDS, result.seconds, **labels)
+            if result.samples is not None:
+                out.add(metrics.OVN_SAMPLES, result.samples, **labels)
+            # a required endpoint must serve; an optional one only counts once it answers
+            counts = endpoint.expectation is Expectation.REQUIRED or result.status != 0
+            if counts and not result.up:
+                healthy = False
+                out.note(f"{endpoint.component} {base}:{endpoint.port}/metrics: {result.reason}")
+        out.observe("ovn_endpoints", healthy)
+        return out.build()

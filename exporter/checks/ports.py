@@ -1,0 +1,154 @@
+"""Ports: are the platform's ports (the spec's table) alive on this node?
+
+TCP ports get an async connect to the node address, bounded per port. Listening sockets,
+TCP and UDP, v4 and v6, come from the kernel via sock_diag: the only honest way to see a
+UDP port such as Geneve's 6081. The NodePort range is counted, not swept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import time
+from dataclasses import dataclass
+
+from exporter import metrics
+from exporter.checks.base import Check
+from exporter.config import Config
+from exporter.model import CheckOutput, OutputBuilder
+from exporter.nodeaddr import NodeAddress, resolve
+from exporter.paths import Paths
+from exporter.spec import PORTS, Expectation
+
+TCP_LISTEN = 10
+UDP_UNCONNECTED = 7  # TCP_CLOSE: how sock_diag reports a bound, unconnected UDP socket
+
+
+@dataclass(frozen=True)
+class Target:
+    component: str
+    port: int
+    protocol: str
+    expectation: Expectation
+
+
+@dataclass(frozen=True)
+class Probe:
+    up: bool
+    seconds: float | None
+    reason: str | None
+
+
+def targets(config: Config) -> list[Target]:
+    """What this node's role expects, with the config's overrides and extra ports."""
+    found: dict[tuple[str, int, str], Target] = {}
+    for row in PORTS:
+        expectation = config.ports.expectations.get(row.component, row.expectation(config.role))
+        if expectation is Expectation.ABSENT or not row.probe:
+            continue
+        for port in row.ports:
+            for protocol in row.protocols:
+                found[(row.component, port, protocol)] = Target(
+                    row.component, port, protocol, expectation
+                )
+    for extra in config.ports.extra:
+        for port in range(extra.first, extra.last + 1):
+            key = (extra.component, port, extra.protocol)
+            found[key] = Target(extra.component, port, extra.protocol, extra.expectation)
+    return list(found.values())
+
+
+def listening_ports() -> dict[str, set[int]]:
+    """Ports with a listening TCP socket or a bound UDP socket, any address, v4 and v6."""
+    from pyroute2 import DiagSocket
+
+    result: dict[str, set[int]] = {"tcp": set(), "udp": set()}
+    with DiagSocket() as diag:
+        diag.bind()
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for protocol, proto, state in (
+                ("tcp", socket.IPPROTO_TCP, TCP_LISTEN),
+                ("udp", socket.IPPROTO_UDP, UDP_UNCONNECTED),
+            ):
+                for msg in diag.get_sock_stats(family=family, protocol=proto, states=1 << state):
+                    result[protocol].add(int(msg["idiag_sport"]))
+    return result
+
+
+async def connect(address: str, port: int, limit_seconds: float) -> Probe:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(limit_seconds):
+            await loop.sock_connect(sock, (address, port))
+    except TimeoutError:
+        return Probe(False, None, f"no answer within {limit_seconds:g}s")
+    except OSError as e:
+        return Probe(False, None, errno.errorcode.get(e.errno or 0, str(e)))
+    finally:
+        sock.close()
+    return Probe(True, time.perf_counter() - started, None)
+
+
+class PortsCheck(Check):
+    name = "ports"
+
+    def __init__(self, config: Config, paths: Paths) -> None:
+        super().__init__(config, paths)
+        self.targets = targets(config)
+
+    def _blocking_part(self) -> tuple[NodeAddress, dict[str, set[int]]]:
+        return resolve(self.config.node_address), listening_ports()
+
+    async def run(self) -> CheckOutput:
+        node, listening = await self.gate.run(self._blocking_part)
+        settings = self.config.ports
+        limit = asyncio.Semaphore(settings.concurrency)
+
+        async def probe(target: Target) -> Probe:
+            if target.protocol == "udp":
+                bound = target.port in listening["udp"]
+                return Probe(bound, None, None if bound else "no bound UDP socket")
+            async with limit:
+                return await connect(node.address, target.port, settings.connect_timeout)
+
+        results = await asyncio.gather(*(probe(t) for t in self.targets))
+        out = OutputBuilder()
+        out.add(metrics.NODE_ADDRESS_INFO, 1, address=node.address, source=node.source)
+        if node.note:
+            out.note(node.note)
+        all_required_up = True
+        for target, result in zip(self.targets, results, strict=True):
+            labels = {
+                "component": target.component,
+                "port": str(target.port),
+                "protocol": target.protocol,
+            }
+            out.add(metrics.PORT_UP, result.up, **labels)
+            out.add(metrics.PORT_LISTENING, target.port in listening[target.protocol], **labels)
+            out.add(metrics.PORT_EXPECTED, target.expectation is Expectation.REQUIRED, **labels)
+            if result.seconds is not None:
+                out.add(
+                    metrics.PORT_CONNECT_DURATION,
+                    result.seconds,
+                    component=target.component,
+                    port=str(target.port),
+                )
+            if target.expectation is Expectation.REQUIRED and not result.up:
+                all_required_up = False
+                out.note(
+                    f"{target.component} {target.port}/{target.protocol} is down on "
+                    f"{node.address}: {result.reason}"
+                )
+        nodeport = next(p for p in PORTS if not p.probe)
+        for protocol in ("tcp", "udp"):
+            count = sum(
+                1 for port in listening[protocol] if nodeport.first <= port <= nodeport.last
+            )
+            out.add(metrics.NODEPORT_SOCKETS, count, protocol=protocol)
+        out.observe("ports", all_required_up)
+        return out.build()
