@@ -160,7 +160,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as storage:
         ours_port = free_port()
         config = Path(storage) / "config.yaml"
-        config.write_text(f"checks:\n  disk:\n    storage_paths: [{storage}]\n")
+        # probes stay on loopback: the node address is 127.0.0.1, DNS resolves localhost
+        config.write_text(
+            "node_address: 127.0.0.1\n"
+            f"checks:\n  disk:\n    storage_paths: [{storage}]\n  dns:\n    names: [localhost]\n"
+        )
         ours = [
             sys.executable,
             "-m",

@@ -356,10 +356,12 @@ def _filter(section: _Section, name: str, default: NameFilter) -> NameFilter:
 
 
 def _check_common(section: _Section, default: CheckSettings) -> dict[str, Any]:
+    interval = section.get("interval", parse_duration, default.interval)
     common = {
         "enabled": section.get("enabled", _bool, default.enabled),
-        "interval": section.get("interval", parse_duration, default.interval),
-        "timeout": section.get("timeout", parse_duration, default.timeout),
+        "interval": interval,
+        # a shorter interval alone pulls the default timeout down with it
+        "timeout": section.get("timeout", parse_duration, min(default.timeout, interval)),
         "keep_last_good": section.get("keep_last_good", _bool, default.keep_last_good),
     }
     if common["timeout"] > common["interval"]:

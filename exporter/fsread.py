@@ -46,10 +46,3 @@ def read_attr_errno(path: Path, limit: int = 4096) -> tuple[str | None, str | No
     if len(data) > limit:
         return None, f"{path}: larger than {limit} bytes"
     return data.decode("utf-8", errors="replace").strip(), None
-
-
-def parse_int(text: str, where: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise CheckError(f"{where}: expected an integer, got {text.strip()[:40]!r}") from None

@@ -193,7 +193,7 @@ MEMORY_HEADROOM = _m(
 DISK_INFO = _m(
     "kubev_disk_info",
     "gauge",
-    "Always 1 per whole block device; type is nvme, ssd or hdd.",
+    "Always 1 per whole block device; type is nvme, ssd, hdd, or unknown when sysfs does not say.",
     ("device", "type", "model"),
     "disk",
 )
@@ -411,5 +411,3 @@ DNS_NODELOCAL = _m(
     (),
     "dns",
 )
-
-BY_NAME: dict[str, MetricDef] = {m.name: m for m in CATALOG}

@@ -71,6 +71,11 @@ class OutputBuilder:
         for text in texts:
             self.note(text)
 
+    def merge(self, other: OutputBuilder) -> None:
+        self._samples.extend(other._samples)
+        self._observations.update(other._observations)
+        self.notes(other._notes)
+
     def build(self) -> CheckOutput:
         return CheckOutput(
             samples=tuple(self._samples),

@@ -90,16 +90,22 @@ class Runtime:
         started = time.monotonic()
         output: CheckOutput | None = None
         result = "failure"
+        deadline = asyncio.timeout(settings.timeout)
         try:
-            output = await asyncio.wait_for(check.run(), timeout=settings.timeout)
+            async with deadline:
+                output = await check.run()
             result, error = "success", None
-        except TimeoutError:
-            result, error = "timeout", f"timed out after {settings.timeout:g}s"
+        except TimeoutError as e:
+            if deadline.expired():
+                result, error = "timeout", f"timed out after {settings.timeout:g}s"
+            else:  # ETIMEDOUT from inside the check (a socket, netlink): the check failed
+                error = f"{type(e).__name__}: {e}"
         except CheckError as e:
             error = str(e)
         except Exception as e:  # a bug in a check must not take the exporter down
-            log.exception("check raised", extra={"kv": {"check": check.name}})
             error = f"unexpected {type(e).__name__}: {e}"
+            if error != self._snapshot.states[check.name].error:  # a traceback once per change
+                log.exception("check raised", extra={"kv": {"check": check.name}})
         duration = time.monotonic() - started
         return self._publish(check, output, result, error, duration)
 
@@ -107,7 +113,10 @@ class Runtime:
         interval = check.settings.interval
         next_run = time.monotonic()
         while True:
-            await self.run_once(check)
+            try:
+                await self.run_once(check)
+            except Exception:  # never let one bad cycle end the loop for good
+                log.exception("check cycle failed", extra={"kv": {"check": check.name}})
             next_run += interval
             now = time.monotonic()
             if next_run < now:  # the run overran its slot: skip missed ticks, keep the phase
@@ -150,7 +159,10 @@ class Runtime:
             updated=time.time(),
         )
         for listener in self._listeners:
-            listener(self._snapshot)
+            try:
+                listener(self._snapshot)
+            except Exception:
+                log.exception("snapshot listener failed")
         return state
 
     def _log_change(self, old: CheckState, new: CheckState) -> None:

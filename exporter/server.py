@@ -9,6 +9,19 @@ from exporter.exposition import Exposition, Identity
 from exporter.runtime import Runtime
 
 
+def accepts_gzip(header: str) -> bool:
+    """True if Accept-Encoding allows gzip (a q=0 refuses it)."""
+    for item in header.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            q = params.strip().removeprefix("q=").strip() if params else "1"
+            try:
+                return float(q) > 0
+            except ValueError:
+                return False
+    return False
+
+
 def make_app(
     runtime: Runtime, identity: Identity, telemetry_path: str = "/metrics"
 ) -> web.Application:
@@ -17,7 +30,7 @@ def make_app(
     page_cache: dict[int, bytes] = {}
 
     async def metrics(request: web.Request) -> web.Response:
-        gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+        gzipped = accepts_gzip(request.headers.get("Accept-Encoding", ""))
         body, content_type = exposition.render(
             runtime.snapshot, request.headers.get("Accept", ""), gzipped
         )

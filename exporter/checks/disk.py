@@ -7,6 +7,7 @@ and VM disks feel.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import statistics
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 import psutil
 
 from exporter import metrics
-from exporter.checks.base import BlockingCheck
+from exporter.blocking import BlockingGate
+from exporter.checks.base import Check
 from exporter.config import Config, DiskSettings
 from exporter.fsread import read_optional, read_text
 from exporter.model import CheckError, CheckOutput, OutputBuilder
@@ -108,7 +110,38 @@ def fsync_probe(directory: str, samples: int) -> list[float]:
     return latencies
 
 
-class DiskCheck(BlockingCheck):
+@dataclass(frozen=True)
+class PathProbe:
+    latencies: list[float] | None
+    total_bytes: int | None
+    avail_bytes: int | None
+    problem: str | None
+
+
+def probe_path(directory: str, samples: int) -> PathProbe:
+    """fsync probe and statfs of one storage path; each may fail on its own (blocking)."""
+    latencies = total = avail = None
+    problems = []
+    try:
+        latencies = fsync_probe(directory, samples)
+    except OSError as e:
+        problems.append(f"fsync probe failed: {e.strerror or e}")
+    try:
+        usage = psutil.disk_usage(directory)
+        total, avail = usage.total, usage.free
+    except OSError as e:
+        problems.append(f"statfs failed: {e.strerror or e}")
+    return PathProbe(latencies, total, avail, "; ".join(problems) or None)
+
+
+#: /proc/diskstats prints the time fields as 32-bit milliseconds: they wrap after ~49.7 days
+MS_WRAP = 2**32
+
+
+class DiskCheck(Check):
+    """Devices (diskstats, sysfs) and each storage path run in threads of their own, so a
+    hung fsync on one mount costs that path its probe, not the device metrics."""
+
     name = "disk"
 
     def __init__(self, config: Config, paths: Paths) -> None:
@@ -116,18 +149,63 @@ class DiskCheck(BlockingCheck):
         self._previous: dict[str, DiskCounters] = {}
         self._latency: dict[tuple[str, str], float] = {}
         self._histograms: dict[str, _Histogram] = {}
+        self._path_gates: dict[str, BlockingGate] = {}
 
     @property
     def disk_settings(self) -> DiskSettings:
         return self.config.disk
 
-    def collect(self) -> CheckOutput:
+    async def run(self) -> CheckOutput:
         out = OutputBuilder()
-        self._devices(out)
-        self._storage_paths(out)
+        devices = asyncio.ensure_future(self.gate.run(lambda: self._devices(OutputBuilder())))
+        paths = self.disk_settings.storage_paths
+        try:
+            probes = await asyncio.gather(*(self._probe(p) for p in paths))
+        finally:
+            out.merge(await devices)
+        medians: list[float] = []
+        for host_path, probe in zip(paths, probes, strict=True):
+            self._report_path(out, host_path, probe, medians)
+        # one path without a measurement leaves the verdict unknown, not judged on the rest
+        out.observe("disk_latency", max(medians) if len(medians) == len(paths) and paths else None)
         return out.build()
 
-    def _devices(self, out: OutputBuilder) -> None:
+    async def _probe(self, host_path: str) -> PathProbe:
+        local = str(self.paths.root(host_path))
+        gate = self._path_gates.setdefault(host_path, BlockingGate(f"disk-{host_path}"))
+        budget = self.disk_settings.timeout * 0.8
+        try:
+            async with asyncio.timeout(budget):
+                return await gate.run(lambda: probe_path(local, self.disk_settings.fsync_samples))
+        except TimeoutError:
+            return PathProbe(None, None, None, f"no answer within {budget:.3g}s (hung mount?)")
+        except CheckError as e:  # still blocked since an earlier run
+            return PathProbe(None, None, None, str(e))
+
+    def _report_path(
+        self, out: OutputBuilder, host_path: str, probe: PathProbe, medians: list[float]
+    ) -> None:
+        histogram = self._histograms.setdefault(host_path, _Histogram())
+        if probe.latencies:
+            for seconds in probe.latencies:
+                histogram.observe(seconds)
+            medians.append(statistics.median(probe.latencies))
+        if probe.problem:
+            out.note(f"storage path {host_path}: {probe.problem}")
+        out.add(metrics.STORAGE_PROBE_SUCCESS, probe.problem is None, path=host_path)
+        if probe.total_bytes is not None and probe.avail_bytes is not None:
+            out.add(metrics.FS_SIZE, probe.total_bytes, path=host_path)
+            out.add(metrics.FS_AVAIL, probe.avail_bytes, path=host_path)
+        if histogram.count:
+            out.add_histogram(
+                metrics.FSYNC_LATENCY,
+                histogram.cumulative(),
+                histogram.total,
+                histogram.count,
+                path=host_path,
+            )
+
+    def _devices(self, out: OutputBuilder) -> OutputBuilder:
         stats_path = self.paths.proc("diskstats")
         counters, problems = parse_diskstats(read_text(stats_path), str(stats_path))
         out.notes(problems)
@@ -159,65 +237,42 @@ class DiskCheck(BlockingCheck):
             if name in counters:
                 self._counters(out, name, counters[name])
         self._previous = {n: c for n, c in counters.items() if n in seen}
-        known = [k for k in kinds if k != "unknown"]
-        out.observe("storage_solid_state", all(k != "hdd" for k in known) if known else None)
+        # forget the latency of devices that are gone: one that comes back starts afresh
+        self._latency = {k: v for k, v in self._latency.items() if k[0] in self._previous}
+        solid = None if not kinds or "unknown" in kinds else all(k != "hdd" for k in kinds)
+        out.observe("storage_solid_state", solid)
+        return out
 
     def _counters(self, out: OutputBuilder, name: str, now: DiskCounters) -> None:
         out.add(metrics.DISK_READS, now.reads, device=name)
         out.add(metrics.DISK_WRITES, now.writes, device=name)
         out.add(metrics.DISK_READ_TIME, now.read_ms / 1000, device=name)
         out.add(metrics.DISK_WRITE_TIME, now.write_ms / 1000, device=name)
-        before = self._previous.get(name, DiskCounters(0, 0, 0, 0))
-        if now.reads < before.reads or now.writes < before.writes:  # device re-appeared
-            before = DiskCounters(0, 0, 0, 0)
-        for direction, ops, ms, ops0, ms0, metric in (
+        before = self._previous.get(name)
+        if before is None or now.reads < before.reads or now.writes < before.writes:
+            before = DiskCounters(0, 0, 0, 0)  # first sight, or the device re-appeared
+            for direction in ("read", "write"):
+                self._latency.pop((name, direction), None)
+        for direction, ops, ops0, ms, ms0, metric in (
             (
                 "read",
                 now.reads,
-                now.read_ms,
                 before.reads,
+                now.read_ms,
                 before.read_ms,
                 metrics.DISK_READ_LATENCY,
             ),
             (
                 "write",
                 now.writes,
-                now.write_ms,
                 before.writes,
+                now.write_ms,
                 before.write_ms,
                 metrics.DISK_WRITE_LATENCY,
             ),
         ):
             key = (name, direction)
             if ops > ops0:
-                self._latency[key] = (ms - ms0) / 1000 / (ops - ops0)
+                self._latency[key] = ((ms - ms0) % MS_WRAP) / 1000 / (ops - ops0)
             if key in self._latency:
                 out.add(metric, self._latency[key], device=name)
-
-    def _storage_paths(self, out: OutputBuilder) -> None:
-        medians: list[float] = []
-        for host_path in self.disk_settings.storage_paths:
-            local = str(self.paths.root(host_path))
-            histogram = self._histograms.setdefault(host_path, _Histogram())
-            try:
-                latencies = fsync_probe(local, self.disk_settings.fsync_samples)
-                usage = psutil.disk_usage(local)
-            except OSError as e:
-                out.note(f"storage path {host_path}: probe failed: {e.strerror or e}")
-                out.add(metrics.STORAGE_PROBE_SUCCESS, 0, path=host_path)
-            else:
-                for seconds in latencies:
-                    histogram.observe(seconds)
-                medians.append(statistics.median(latencies))
-                out.add(metrics.STORAGE_PROBE_SUCCESS, 1, path=host_path)
-                out.add(metrics.FS_SIZE, usage.total, path=host_path)
-                out.add(metrics.FS_AVAIL, usage.free, path=host_path)
-            if histogram.count:
-                out.add_histogram(
-                    metrics.FSYNC_LATENCY,
-                    histogram.cumulative(),
-                    histogram.total,
-                    histogram.count,
-                    path=host_path,
-                )
-        out.observe("disk_latency", max(medians) if medians else None)

@@ -45,10 +45,11 @@ class KvmCheck(BlockingCheck):
             out.add(metrics.HOST_IS_VM, "hypervisor" in cpu.flags)
             out.observe("virtualization_extensions", extensions)
 
-        nested, nested_note = self._nested()
-        out.add(metrics.KVM_NESTED, nested)
-        if nested_note:
-            out.note(nested_note)
+        nested = self._nested()
+        if nested is None:
+            out.note("neither kvm_intel nor kvm_amd is loaded: nested virtualization unknown")
+        else:
+            out.add(metrics.KVM_NESTED, nested)
 
         device = self.paths.dev / "kvm"
         present, note = _is_kvm_device(str(device))
@@ -68,12 +69,12 @@ class KvmCheck(BlockingCheck):
         out.observe("kvm", usable)
         return out.build()
 
-    def _nested(self) -> tuple[bool, str | None]:
+    def _nested(self) -> bool | None:
         for module in ("kvm_intel", "kvm_amd"):
             value = read_optional(self.paths.sys("module", module, "parameters", "nested"))
             if value is not None:
-                return value.upper() in ("Y", "1"), None
-        return False, "neither kvm_intel nor kvm_amd is loaded: nested virtualization is off"
+                return value.upper() in ("Y", "1")
+        return None
 
 
 def _is_kvm_device(path: str) -> tuple[bool, str | None]:

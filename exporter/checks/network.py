@@ -81,8 +81,7 @@ def read_netlink_links() -> list[Link]:
     links = []
     with IPRoute() as ipr:
         raw = list(ipr.get_links())
-    ethtool = Ethtool()
-    try:
+    with Ethtool() as ethtool:
         for msg in raw:
             name = msg.get("ifname")
             kind = msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
@@ -100,8 +99,6 @@ def read_netlink_links() -> list[Link]:
                     duplex=duplex,
                 )
             )
-    finally:
-        ethtool.close()
     return sorted(links, key=lambda link: link.name)
 
 

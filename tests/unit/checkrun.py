@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from exporter.checks import CHECKS
@@ -17,6 +18,11 @@ def tree_paths(tree: Path) -> Paths:
 def make(name: str, tree: Path | None = None, config: Config | None = None):  # type: ignore[no-untyped-def]
     paths = tree_paths(tree) if tree is not None else Paths()
     return CHECKS[name](config or Config(), paths)
+
+
+def run(check) -> CheckOutput:  # type: ignore[no-untyped-def]
+    """One run of any check, as the runtime would do it (without its timeout)."""
+    return asyncio.run(check.run())
 
 
 def values(output: CheckOutput) -> dict[tuple[str, tuple[str, ...]], float]:

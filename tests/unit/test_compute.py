@@ -12,11 +12,11 @@ from exporter.config import Config
 from exporter.model import CheckError
 from exporter.spec import GIB, Profile
 from tests.helpers import node_tree
-from tests.unit.checkrun import make, observed, values
+from tests.unit.checkrun import make, observed, run, values
 
 
 def test_compliant_node(tmp_path: Path) -> None:
-    out = make("compute", node_tree("compliant", tmp_path)).collect()
+    out = run(make("compute", node_tree("compliant", tmp_path)))
     v = values(out)
     assert v[("kubev_cpu_logical_cores", ())] == 32
     assert v[("kubev_cpu_physical_cores", ())] == 16
@@ -32,8 +32,8 @@ def test_compliant_node(tmp_path: Path) -> None:
 
 def test_headroom_follows_the_profile(tmp_path: Path) -> None:
     tree = node_tree("undersized", tmp_path)
-    testing = values(make("compute", tree, Config(profile=Profile.TESTING)).collect())
-    production = values(make("compute", tree, Config(profile=Profile.PRODUCTION)).collect())
+    testing = values(run(make("compute", tree, Config(profile=Profile.TESTING))))
+    production = values(run(make("compute", tree, Config(profile=Profile.PRODUCTION))))
     assert testing[("kubev_cpu_headroom_cores", ("minimum",))] == 4 - 8
     assert production[("kubev_cpu_headroom_cores", ("minimum",))] == 4 - 16
 
@@ -43,10 +43,10 @@ def test_idle_cores_over_the_interval(tmp_path: Path) -> None:
     check = make("compute", tree)
     stat = tree / "proc" / "stat"
     stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\n")
-    first = values(check.collect())[("kubev_cpu_idle_cores", ())]
+    first = values(run(check))[("kubev_cpu_idle_cores", ())]
     assert first == pytest.approx(4 * 0.8)  # since boot
     stat.write_text("cpu  150 0 150 900 0 0 0 0 0 0\n")  # +50 +50 +100 idle: half idle
-    second = values(check.collect())[("kubev_cpu_idle_cores", ())]
+    second = values(run(check))[("kubev_cpu_idle_cores", ())]
     assert second == pytest.approx(4 * 0.5)
 
 
@@ -58,7 +58,7 @@ def test_physical_cores_from_sysfs_topology(tmp_path: Path) -> None:
         topo.mkdir(parents=True)
         (topo / "physical_package_id").write_text("0\n")
         (topo / "core_id").write_text(f"{core}\n")
-    assert values(make("compute", tree).collect())[("kubev_cpu_physical_cores", ())] == 2
+    assert values(run(make("compute", tree)))[("kubev_cpu_physical_cores", ())] == 2
 
 
 @pytest.mark.parametrize(
@@ -81,12 +81,12 @@ def test_broken_files_fail_the_check_naming_the_file(
     else:
         target.write_text(content)
     with pytest.raises(CheckError) as info:
-        make("compute", tree).collect()
+        run(make("compute", tree))
     assert str(info.value) == f"{tree}/{message}"
 
 
 def test_this_machine() -> None:
-    v = values(make("compute").collect())
+    v = values(run(make("compute")))
     assert v[("kubev_cpu_logical_cores", ())] == os.cpu_count()
     assert v[("kubev_memory_total_bytes", ())] == psutil.virtual_memory().total
     assert 0 <= v[("kubev_cpu_idle_cores", ())] <= os.cpu_count()  # type: ignore[operator]

@@ -36,6 +36,11 @@ def test_file_overrides_defaults(tmp_path: Path) -> None:
     assert not cfg.kvm.enabled
 
 
+def test_a_short_interval_alone_shortens_the_default_timeout() -> None:
+    cfg = from_mapping({"checks": {"disk": {"interval": "5s"}}})
+    assert cfg.disk.interval == 5 and cfg.disk.timeout == 5
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [

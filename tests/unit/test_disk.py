@@ -13,11 +13,11 @@ from exporter.config import Config, DiskSettings, NameFilter
 from exporter.model import CheckError
 from exporter.spec import FSYNC_MINIMUM_SECONDS, FSYNC_RECOMMENDED_SECONDS
 from tests.helpers import node_tree
-from tests.unit.checkrun import histograms, make, observed, values
+from tests.unit.checkrun import histograms, make, observed, run, values
 
 
 def test_types_models_and_default_exclusions(tmp_path: Path) -> None:
-    out = make("disk", node_tree("compliant", tmp_path)).collect()
+    out = run(make("disk", node_tree("compliant", tmp_path)))
     v = values(out)
     info = {k[1] for k in v if k[0] == "kubev_disk_info"}
     assert info == {
@@ -31,14 +31,14 @@ def test_types_models_and_default_exclusions(tmp_path: Path) -> None:
 
 
 def test_a_spinning_disk_fails_solid_state(tmp_path: Path) -> None:
-    out = make("disk", node_tree("undersized", tmp_path)).collect()
+    out = run(make("disk", node_tree("undersized", tmp_path)))
     assert values(out)[("kubev_disk_info", ("sda", "hdd", "ST1000DM003-1CH162"))] == 1
     assert observed(out)["storage_solid_state"] == 0
 
 
 def test_include_pattern(tmp_path: Path) -> None:
     cfg = Config(disk=DiskSettings(devices=NameFilter(include="^loop")))
-    v = values(make("disk", node_tree("compliant", tmp_path), cfg).collect())
+    v = values(run(make("disk", node_tree("compliant", tmp_path), cfg)))
     assert {k[1][0] for k in v if k[0] == "kubev_disk_info"} == {"loop0"}
 
 
@@ -46,7 +46,7 @@ def test_latency_over_the_interval(tmp_path: Path) -> None:
     tree = node_tree("undersized", tmp_path)
     stats = tree / "proc" / "diskstats"
     check = make("disk", tree)
-    v = values(check.collect())
+    v = values(run(check))
     # since boot: 90000 ms over 9000 reads, 60000 ms over 3000 writes
     assert v[("kubev_disk_read_latency_seconds", ("sda",))] == pytest.approx(0.010)
     assert v[("kubev_disk_write_latency_seconds", ("sda",))] == pytest.approx(0.020)
@@ -54,7 +54,7 @@ def test_latency_over_the_interval(tmp_path: Path) -> None:
     stats.write_text(
         "   8       0 sda 10000 10 80000 95000 3000 20 24000 60000 0 0 0 0 0 0 0 0 0\n"
     )
-    v = values(check.collect())
+    v = values(run(check))
     assert v[("kubev_disk_read_latency_seconds", ("sda",))] == pytest.approx(0.005)
     assert v[("kubev_disk_write_latency_seconds", ("sda",))] == pytest.approx(0.020)  # kept
 
@@ -73,7 +73,7 @@ def test_fsync_probe_and_filesystem(tmp_path: Path) -> None:
     tree = node_tree("compliant", tmp_path)
     check = make("disk", tree)
     for _ in range(2):
-        out = check.collect()
+        out = run(check)
     h = histograms(out)[("kubev_storage_fsync_latency_seconds", ("/var/lib/kubelet",))]
     samples = Config().disk.fsync_samples
     assert h.count == 2 * samples
@@ -92,17 +92,58 @@ def test_fsync_probe_and_filesystem(tmp_path: Path) -> None:
 def test_missing_storage_path_fails_the_probe_not_the_check(tmp_path: Path) -> None:
     tree = node_tree("compliant", tmp_path)
     shutil.rmtree(tree / "root" / "var")
-    out = make("disk", tree).collect()
+    out = run(make("disk", tree))
     assert values(out)[("kubev_storage_probe_success", ("/var/lib/kubelet",))] == 0
     assert observed(out)["disk_latency"] is None
-    assert any("/var/lib/kubelet: probe failed: No such file or directory" in n for n in out.notes)
+    assert (
+        "storage path /var/lib/kubelet: fsync probe failed: No such file or directory; "
+        "statfs failed: No such file or directory" in out.notes
+    )
+
+
+def test_read_only_path_keeps_its_filesystem_size() -> None:
+    """/sys takes no new file, as a read-only host mount would not: statfs still answers."""
+    cfg = Config(disk=DiskSettings(storage_paths=("/sys",)))
+    out = run(make("disk", config=cfg))
+    v = values(out)
+    assert v[("kubev_storage_probe_success", ("/sys",))] == 0
+    assert v[("kubev_filesystem_size_bytes", ("/sys",))] == 0  # sysfs has no blocks
+    assert observed(out)["disk_latency"] is None
+
+
+def test_one_unmeasured_path_leaves_the_latency_verdict_unknown(tmp_path: Path) -> None:
+    tree = node_tree("compliant", tmp_path)
+    cfg = Config(disk=DiskSettings(storage_paths=("/var/lib/kubelet", "/var/lib/absent")))
+    out = run(make("disk", tree, cfg))
+    assert values(out)[("kubev_storage_probe_success", ("/var/lib/kubelet",))] == 1
+    assert observed(out)["disk_latency"] is None
+
+
+def test_unknown_disk_type_leaves_solid_state_unknown(tmp_path: Path) -> None:
+    out = run(make("disk", node_tree("broken", tmp_path)))
+    assert values(out)[("kubev_disk_info", ("vda", "unknown", ""))] == 1
+    assert observed(out)["storage_solid_state"] is None
+
+
+def test_time_counter_wraparound(tmp_path: Path) -> None:
+    """The kernel prints diskstats times as 32-bit milliseconds; they wrap after ~49.7 days."""
+    tree = node_tree("undersized", tmp_path)
+    stats = tree / "proc" / "diskstats"
+    stats.write_text("   8 0 sda 1000 0 0 4294967000 10 0 0 100 0 0 0 0 0 0 0 0 0\n")
+    check = make("disk", tree)
+    run(check)
+    stats.write_text(
+        "   8 0 sda 1100 0 0 200 10 0 0 100 0 0 0 0 0 0 0 0 0\n"
+    )  # +100 reads, +496 ms
+    v = values(run(check))
+    assert v[("kubev_disk_read_latency_seconds", ("sda",))] == pytest.approx(0.00496)
 
 
 def test_device_that_vanishes_between_runs(tmp_path: Path) -> None:
     tree = node_tree("compliant", tmp_path)
     check = make("disk", tree)
-    check.collect()
+    run(check)
     shutil.rmtree(tree / "sys" / "block" / "sda")
-    v = values(check.collect())
+    v = values(run(check))
     assert not [k for k in v if k[1][:1] == ("sda",)]
     assert v[("kubev_disk_reads_completed_total", ("nvme0n1",))] == 120000

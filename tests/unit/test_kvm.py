@@ -11,7 +11,7 @@ import pytest
 from exporter.checks.cpuinfo import parse_cpuinfo
 from exporter.checks.kvm import probe_kvm
 from tests.helpers import needs_root, node_tree
-from tests.unit.checkrun import make, observed, values
+from tests.unit.checkrun import make, observed, run, values
 
 HAS_KVM = Path("/dev/kvm").exists()
 needs_kvm = pytest.mark.skipif(not HAS_KVM, reason="this machine has no /dev/kvm")
@@ -35,7 +35,7 @@ def test_real_dev_kvm_is_usable_and_closes_every_fd() -> None:
 def test_real_host_reports_flag_and_device_as_separate_facts() -> None:
     text = Path("/proc/cpuinfo").read_text()
     flags = next(line for line in text.splitlines() if line.startswith("flags")).split()
-    out = make("kvm").collect()
+    out = run(make("kvm"))
     v = values(out)
     assert v[("kubev_kvm_usable", ())] == 1
     assert v[("kubev_cpu_virtualization_extensions_present", ())] == float(
@@ -48,7 +48,7 @@ def test_real_host_reports_flag_and_device_as_separate_facts() -> None:
 @needs_root
 @needs_kvm
 def test_compliant_node_with_a_kvm_device_node(tmp_path: Path) -> None:
-    out = make("kvm", node_tree("compliant", tmp_path)).collect()
+    out = run(make("kvm", node_tree("compliant", tmp_path)))
     v = values(out)
     assert v[("kubev_kvm_device_present", ())] == 1
     assert v[("kubev_kvm_usable", ())] == 1
@@ -58,7 +58,7 @@ def test_compliant_node_with_a_kvm_device_node(tmp_path: Path) -> None:
 
 
 def test_missing_device(tmp_path: Path) -> None:
-    out = make("kvm", node_tree("undersized", tmp_path)).collect()
+    out = run(make("kvm", node_tree("undersized", tmp_path)))
     v = values(out)
     assert v[("kubev_kvm_device_present", ())] == 0
     assert v[("kubev_kvm_usable", ())] == 0
@@ -70,7 +70,7 @@ def test_missing_device(tmp_path: Path) -> None:
 def test_regular_file_is_not_a_device(tmp_path: Path) -> None:
     tree = node_tree("undersized", tmp_path)
     (tree / "dev" / "kvm").write_text("x")
-    out = make("kvm", tree).collect()
+    out = run(make("kvm", tree))
     assert values(out)[("kubev_kvm_device_present", ())] == 0
     assert any("not a character device" in n for n in out.notes)
 
@@ -79,13 +79,13 @@ def test_regular_file_is_not_a_device(tmp_path: Path) -> None:
 def test_wrong_character_device(tmp_path: Path) -> None:
     tree = node_tree("undersized", tmp_path)
     os.mknod(tree / "dev" / "kvm", 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null
-    out = make("kvm", tree).collect()
+    out = run(make("kvm", tree))
     assert values(out)[("kubev_kvm_device_present", ())] == 0
     assert any("is device 1:3, not KVM's 10:232" in n for n in out.notes)
 
 
 def test_truncated_cpuinfo_leaves_flags_unknown(tmp_path: Path) -> None:
-    out = make("kvm", node_tree("broken", tmp_path)).collect()
+    out = run(make("kvm", node_tree("broken", tmp_path)))
     v = values(out)
     assert ("kubev_cpu_virtualization_extensions_present", ()) not in v
     assert observed(out)["virtualization_extensions"] is None

@@ -7,11 +7,11 @@ from pathlib import Path
 from exporter.config import Config, NameFilter, NetworkSettings
 from exporter.spec import MBPS
 from tests.helpers import node_tree
-from tests.unit.checkrun import make, observed, values
+from tests.unit.checkrun import make, observed, run, values
 
 
 def test_physical_links_only_and_never_a_negative_speed(tmp_path: Path) -> None:
-    out = make("network", node_tree("compliant", tmp_path)).collect()
+    out = run(make("network", node_tree("compliant", tmp_path)))
     v = values(out)
     assert {k[1][0] for k in v} == {"eno1", "eno2"}  # lo and the veth are not physical
     assert v[("kubev_network_speed_bytes", ("eno1",))] == 10_000 * MBPS
@@ -31,18 +31,18 @@ def test_virtual_links_when_asked(tmp_path: Path) -> None:
     cfg = Config(
         network=NetworkSettings(interfaces=NameFilter(include="^veth"), physical_only=False)
     )
-    v = values(make("network", node_tree("compliant", tmp_path), cfg).collect())
+    v = values(run(make("network", node_tree("compliant", tmp_path), cfg)))
     assert {k[1][0] for k in v} == {"veth1a2b3c"}
 
 
 def test_slow_nic(tmp_path: Path) -> None:
-    out = make("network", node_tree("undersized", tmp_path)).collect()
+    out = run(make("network", node_tree("undersized", tmp_path)))
     assert values(out)[("kubev_network_speed_bytes", ("eth0",))] == 100 * MBPS
     assert observed(out) == {"nic_speed": 100 * MBPS}
 
 
 def test_garbage_speed(tmp_path: Path) -> None:
-    out = make("network", node_tree("broken", tmp_path)).collect()
+    out = run(make("network", node_tree("broken", tmp_path)))
     assert ("kubev_network_speed_bytes", ("eth0",)) not in values(out)
     assert "eth0: no speed sample: speed is not a number: 'fast'" in out.notes
     assert observed(out) == {"nic_speed": None}
@@ -51,7 +51,7 @@ def test_garbage_speed(tmp_path: Path) -> None:
 def test_down_link_does_not_count_for_the_verdict(tmp_path: Path) -> None:
     tree = node_tree("compliant", tmp_path)
     (tree / "sys" / "class" / "net" / "eno1" / "operstate").write_text("down\n")
-    assert observed(make("network", tree).collect()) == {"nic_speed": None}
+    assert observed(run(make("network", tree))) == {"nic_speed": None}
 
 
 def test_auto_source_follows_the_sysfs_path(tmp_path: Path) -> None:

@@ -13,11 +13,14 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
+from exporter.checks.base import Check
 from exporter.cli import build_checks
 from exporter.config import Config
 from exporter.exposition import Exposition, Identity
+from exporter.model import CheckOutput
+from exporter.paths import Paths
 from exporter.runtime import Runtime
-from exporter.server import make_app
+from exporter.server import accepts_gzip, make_app
 from exporter.spec import Profile, Role
 from tests.helpers import node_tree, samples
 from tests.unit.checkrun import tree_paths
@@ -146,3 +149,53 @@ async def test_html_escapes_node_data(tmp_path: Path) -> None:
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "meminfo" in html  # the failing check's reason is shown
+
+
+class _EtimedoutCheck(Check):
+    """Raises ETIMEDOUT at once, as a socket or netlink call inside a check can. The real
+    sources cannot be made to do that on demand here, hence this minimal check."""
+
+    name = "kvm"
+
+    async def run(self) -> CheckOutput:
+        raise TimeoutError(110, "Connection timed out")
+
+
+async def test_a_timeout_inside_the_check_is_a_failure_not_a_check_timeout() -> None:
+    cfg = Config()
+    runtime = Runtime(cfg, [_EtimedoutCheck(cfg, Paths())])
+    state = await runtime.run_once(runtime.checks[0])
+    assert state.runs["failure"] == 1 and state.runs["timeout"] == 0
+    assert state.error == "TimeoutError: [Errno 110] Connection timed out"
+
+
+async def test_a_failing_listener_does_not_stop_the_checks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = runtime_for(node_tree("undersized", tmp_path))
+
+    def broken(snapshot: object) -> None:
+        raise RuntimeError("listener bug")
+
+    runtime.subscribe(broken)
+    state = await runtime.run_once(runtime.checks[0])
+    assert state.success
+    assert runtime.snapshot.generation == 1
+    assert "snapshot listener failed" in [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip_ok"),
+    [
+        ("gzip", True),
+        ("gzip, deflate", True),
+        ("deflate, gzip;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        ("", False),
+        ("gzip;q=nonsense", False),
+    ],
+)
+def test_accept_encoding(header: str, gzip_ok: bool) -> None:
+    assert accepts_gzip(header) is gzip_ok

@@ -1,0 +1,187 @@
+"""The ports check against real listeners on a node address inside a network namespace."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tests.helpers import ROOT, ip, needs_root, network_namespace, running, samples, value
+
+NODE = "10.213.0.1"
+ONLY_PORTS = [
+    "--no-collector.kvm",
+    "--no-collector.compute",
+    "--no-collector.disk",
+    "--no-collector.network",
+    "--no-collector.ovn",
+]
+
+
+@contextlib.contextmanager
+def listeners(ns: str | None, specs: Sequence[str]) -> Iterator[None]:
+    wrap = ["ip", "netns", "exec", ns] if ns else []
+    proc = subprocess.Popen(
+        [*wrap, sys.executable, "-m", "tests.listeners", *specs],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def node_namespace(ns: str) -> None:
+    """A node: kva holds NODE and the default route, like a real node's NIC."""
+    ip(ns, "link", "add", "kva", "type", "veth", "peer", "name", "kvb")
+    ip(ns, "addr", "add", f"{NODE}/24", "dev", "kva")
+    ip(ns, "link", "set", "kva", "up")
+    ip(ns, "link", "set", "kvb", "up")
+    ip(ns, "route", "add", "default", "via", "10.213.0.254", "dev", "kva")
+
+
+def config(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text("checks:\n  ports:\n" + body)
+    return f"--config.file={path}"
+
+
+@needs_root
+def test_listeners_on_the_node_address(tmp_path: Path) -> None:
+    with network_namespace() as ns:
+        node_namespace(ns)
+        specs = [
+            f"tcp:{NODE}:6443",
+            "tcp6:[::]:10250",
+            "udp:0.0.0.0:6081",
+            "udp6:[::]:6081",
+            f"tcp:{NODE}:30080",
+            "tcp:127.0.0.1:10256",
+        ]
+        with (
+            listeners(ns, specs),
+            running(
+                [config(tmp_path, "    connect_timeout: 300ms\n"), *ONLY_PORTS],
+                netns=ns,
+                env={"NODE_IP": ""},
+            ) as exporter,
+        ):
+            text = exporter.metrics()
+    assert value(text, "kubev_node_address_info", address=NODE, source="default-route") == 1
+
+    def port(metric: str, component: str, number: int, protocol: str = "tcp") -> float | None:
+        return value(text, metric, component=component, port=str(number), protocol=protocol)
+
+    # TCP v4 on the node address, TCP v6 dual-stack wildcard: both answer a connect
+    assert port("kubev_port_up", "kube-apiserver", 6443) == 1
+    assert port("kubev_port_listening", "kube-apiserver", 6443) == 1
+    assert port("kubev_port_up", "kubelet", 10250) == 1
+    assert (
+        value(text, "kubev_port_connect_duration_seconds", component="kubelet", port="10250")
+        is not None
+    )
+    # listening on 127.0.0.1 only: the kernel sees it, the node address does not answer
+    assert port("kubev_port_listening", "kube-proxy", 10256) == 1
+    assert port("kubev_port_up", "kube-proxy", 10256) == 0
+    # nothing there
+    assert port("kubev_port_up", "etcd", 2379) == 0
+    assert port("kubev_port_listening", "etcd", 2379) == 0
+    # UDP is seen through sock_diag only
+    assert port("kubev_port_up", "geneve", 6081, "udp") == 1
+    assert port("kubev_port_listening", "geneve", 6081, "udp") == 1
+    assert value(text, "kubev_nodeport_listening_sockets", protocol="tcp") == 1
+    assert value(text, "kubev_nodeport_listening_sockets", protocol="udp") == 0
+    # expectations of a single node: etcd required, live migration transient, 8443 optional
+    assert port("kubev_port_expected", "etcd", 2379) == 1
+    assert port("kubev_port_expected", "live-migration", 61003) == 0
+    assert port("kubev_port_expected", "kubevirt-api", 8443) == 0
+    assert value(text, "kubev_requirement_met", requirement="ports", level="minimum") == 0
+    assert "etcd 2379/tcp is down on 10.213.0.1: ECONNREFUSED" in exporter.stderr
+
+
+@needs_root
+def test_worker_role_and_overrides(tmp_path: Path) -> None:
+    with network_namespace() as ns:
+        node_namespace(ns)
+        specs = [f"tcp:{NODE}:{p}" for p in (10250, 10256, 10665)] + ["udp:0.0.0.0:6081"]
+        body = (
+            "    connect_timeout: 300ms\n    expectations: {kube-ovn-cni: optional}\n"
+            "    extra: [{component: node-agent, port: 9999, expectation: optional}]\n"
+        )
+        with (
+            listeners(ns, specs),
+            running(
+                [config(tmp_path, body), "--role=worker", *ONLY_PORTS],
+                netns=ns,
+                env={"NODE_IP": ""},
+            ) as exporter,
+        ):
+            text = exporter.metrics()
+    assert (
+        value(text, "kubev_port_up", component="kube-apiserver", port="6443", protocol="tcp")
+        is None
+    )  # not a worker's port
+    assert (
+        value(text, "kubev_port_expected", component="kube-ovn-cni", port="10665", protocol="tcp")
+        == 0
+    )
+    assert value(text, "kubev_port_up", component="node-agent", port="9999", protocol="tcp") == 0
+    assert value(text, "kubev_requirement_met", requirement="ports", level="minimum") == 1
+
+
+@needs_root
+def test_filtered_address_hits_the_connect_timeout(tmp_path: Path) -> None:
+    """10.213.0.9 is on the link but nobody answers: every SYN goes unanswered."""
+    with network_namespace() as ns:
+        node_namespace(ns)
+        body = "    connect_timeout: 300ms\n    timeout: 5s\n"
+        with running(
+            [config(tmp_path, body), *ONLY_PORTS], netns=ns, env={"NODE_IP": "10.213.0.9"}
+        ) as exporter:
+            text = exporter.metrics()
+    assert value(text, "kubev_check_success", check="ports") == 1
+    assert value(text, "kubev_port_up", component="kubelet", port="10250", protocol="tcp") == 0
+    assert "kubelet 10250/tcp is down on 10.213.0.9: no answer within 0.3s" in exporter.stderr
+
+
+def test_a_thousand_ports_on_loopback(tmp_path: Path) -> None:
+    specs = [f"tcp:127.0.0.1:{p}" for p in range(21000, 22000)]
+    body = (
+        "    extra: [{component: bulk, port: 21000-21999}]\n"
+        "    expectations: {"
+        + ", ".join(
+            f"{c}: absent"
+            for c in (
+                "kube-apiserver",
+                "etcd",
+                "kubelet",
+                "kube-scheduler",
+                "kube-controller-manager",
+                "kube-proxy",
+                "ovn-nb",
+                "ovn-sb",
+                "ovn-northd",
+                "ovn-raft",
+                "kube-ovn-cni",
+                "geneve",
+            )
+        )
+        + "}\n"
+    )
+    with listeners(None, specs), running([config(tmp_path, body), *ONLY_PORTS]) as exporter:
+        text = exporter.metrics()
+    got = samples(text)
+    ups = [
+        got[("kubev_port_up", (("component", "bulk"), ("port", str(p)), ("protocol", "tcp")))]
+        for p in range(21000, 22000)
+    ]
+    assert ups == [1.0] * 1000
+    assert value(text, "kubev_requirement_met", requirement="ports", level="minimum") == 1
