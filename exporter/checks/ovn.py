@@ -17,10 +17,13 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import metrics
+from exporter.blocking import BlockingGate
 from exporter.checks.base import Check
+from exporter.config import Config
 from exporter.fsread import read_text
 from exporter.model import CheckError, CheckOutput, OutputBuilder
 from exporter.nodeaddr import resolve
+from exporter.paths import Paths
 from exporter.spec import PORTS, Expectation
 
 COMPONENTS = ("kube-ovn-controller", "kube-ovn-monitor", "kube-ovn-cni")
@@ -80,8 +83,48 @@ async def fetch(
     return 0, None, f"more than {MAX_REDIRECTS} redirects"
 
 
+async def probe_endpoint(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    max_bytes: int,
+    limit_seconds: float,
+    gate: BlockingGate,
+) -> Fetched:
+    """Fetch and judge one metrics endpoint; the body is parsed in a thread via `gate`."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(limit_seconds):
+            status, body, reason = await fetch(session, url, headers, max_bytes)
+    except TimeoutError:
+        return Fetched(
+            0,
+            time.perf_counter() - started,
+            None,
+            f"no complete answer within {limit_seconds:.3g}s",
+        )
+    except aiohttp.ClientError as e:
+        return Fetched(0, time.perf_counter() - started, None, str(e) or type(e).__name__)
+    seconds = time.perf_counter() - started
+    if body is None:
+        return Fetched(status, seconds, None, reason)
+    if status != 200:
+        return Fetched(status, seconds, None, f"HTTP {status}")
+    try:
+        samples = await gate.run(lambda: count_samples(body))
+    except ValueError as e:
+        return Fetched(status, seconds, None, f"not Prometheus text: {e}")
+    except CheckError as e:
+        return Fetched(status, seconds, None, str(e))
+    return Fetched(status, seconds, samples, None)
+
+
 class OvnCheck(Check):
     name = "ovn"
+
+    def __init__(self, config: Config, paths: Paths) -> None:
+        super().__init__(config, paths)
+        self._parse_gates: dict[int, BlockingGate] = {}
 
     def endpoints(self) -> list[Endpoint]:
         found = []
@@ -117,36 +160,6 @@ class OvnCheck(Check):
             headers["Authorization"] = f"Bearer {token}"
         return resolve(self.config.node_address).address, headers, self._ssl()
 
-    async def _one(
-        self, session: aiohttp.ClientSession, base: str, endpoint: Endpoint, headers: dict[str, str]
-    ) -> Fetched:
-        settings = self.config.ovn
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(settings.timeout * 0.9):
-                status, body, reason = await fetch(
-                    session, f"{base}:{endpoint.port}/metrics", headers, settings.max_body_bytes
-                )
-        except TimeoutError:
-            return Fetched(
-                0,
-                time.perf_counter() - started,
-                None,
-                f"no complete answer within {settings.timeout * 0.9:.3g}s",
-            )
-        except aiohttp.ClientError as e:
-            return Fetched(0, time.perf_counter() - started, None, str(e) or type(e).__name__)
-        seconds = time.perf_counter() - started
-        if body is None:
-            return Fetched(status, seconds, None, reason)
-        if status != 200:
-            return Fetched(status, seconds, None, f"HTTP {status}")
-        try:
-            samples = await self.gate.run(lambda: count_samples(body))
-        except ValueError as e:
-            return Fetched(status, seconds, None, f"not Prometheus text: {e}")
-        return Fetched(status, seconds, samples, None)
-
     async def run(self) -> CheckOutput:
         address, headers, ssl_context = await self.gate.run(self._prepare)
         host = f"[{address}]" if ":" in address else address
@@ -157,7 +170,18 @@ class OvnCheck(Check):
         )
         async with aiohttp.ClientSession(connector=connector, auto_decompress=True) as session:
             results = await asyncio.gather(
-                *(self._one(session, base, e, headers) for e in endpoints)
+                *(
+                    probe_endpoint(
+                        session,
+                        f"{base}:{e.port}/metrics",
+                        headers,
+                        self.config.ovn.max_body_bytes,
+                        # leave time to report: a slow endpoint must not time the check out
+                        self.config.ovn.timeout * 0.9,
+                        self._parse_gates.setdefault(e.port, BlockingGate(f"ovn-{e.port}")),
+                    )
+                    for e in endpoints
+                )
             )
         out = OutputBuilder()
         healthy = True
