@@ -130,8 +130,8 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return result
 
 
-def value(text: str, name: str, **labels: str) -> float | None:
-    return samples(text).get((name, tuple(sorted(labels.items()))))
+def value(text: str, metric: str, /, **labels: str) -> float | None:
+    return samples(text).get((metric, tuple(sorted(labels.items()))))
 
 
 class Exporter:
