@@ -174,6 +174,8 @@ async def serve(
         log.error("cannot listen", extra={"kv": {"err": e.strerror or str(e)}})
         await runner.cleanup()
         return 1
+    # CPU-bound work in check threads hands the GIL back to the event loop sooner
+    sys.setswitchinterval(0.001)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

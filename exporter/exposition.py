@@ -1,13 +1,14 @@
 """Snapshot -> encoded exposition, encoded once per snapshot generation and format.
 
 A scrape between two check results costs a dictionary lookup; the encoding work happens
-once, right after a result arrives (see warm()).
+once, in a thread, right after a result arrives (see Exposition.warm()).
 """
 
 from __future__ import annotations
 
 import gzip
 import platform
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -115,34 +116,75 @@ class _Collected:
         return iter(self._fams)
 
 
-class Exposition:
-    def __init__(self, identity: Identity) -> None:
-        self.identity = identity
-        self._generation = -1
-        self._families: list[Metric] = []
-        self._cache: dict[tuple[str, bool], bytes] = {}
+class _Encoded:
+    """Every encoding of one snapshot generation, filled as formats are asked for."""
 
-    def warm(self, snapshot: Snapshot) -> None:
-        """Encode what scrapers ask for most, right when a new snapshot arrives."""
-        self.render(snapshot, PROMETHEUS_ACCEPT, gzipped=True)
-        self.render(snapshot, "", gzipped=True)
+    def __init__(self, snapshot: Snapshot, identity: Identity) -> None:
+        self.generation = snapshot.generation
+        self._families = families(snapshot, identity)
+        self._bodies: dict[tuple[str, bool], bytes] = {}
+        self._lock = threading.Lock()
 
-    def render(self, snapshot: Snapshot, accept: str, gzipped: bool) -> tuple[bytes, str]:
-        """The body and content type for this Accept header; cached per generation."""
-        if snapshot.generation != self._generation:
-            self._generation = snapshot.generation
-            self._families = families(snapshot, self.identity)
-            self._cache.clear()
+    def body(self, accept: str, gzipped: bool) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
         if content_type.startswith("text/plain"):
             content_type = TEXT_CONTENT_TYPE
-        key = (content_type, gzipped)
-        body = self._cache.get(key)
-        if body is None:
-            plain = self._cache.get((content_type, False))
-            if plain is None:
-                plain = encoder(_Collected(self._families))
-                self._cache[(content_type, False)] = plain
-            body = gzip.compress(plain, compresslevel=6) if gzipped else plain
-            self._cache[key] = body
+        with self._lock:
+            body = self._bodies.get((content_type, gzipped))
+            if body is None:
+                plain = self._bodies.get((content_type, False))
+                if plain is None:
+                    plain = encoder(_Collected(self._families))
+                    self._bodies[(content_type, False)] = plain
+                body = gzip.compress(plain, compresslevel=6) if gzipped else plain
+                self._bodies[(content_type, gzipped)] = body
         return body, content_type
+
+
+class Exposition:
+    """Encodes each new snapshot in a thread of its own, so a scrape never waits for an
+    encoding: until the new one is ready (a few ms; ~100 ms for 1,000 ports), scrapes get
+    the previous snapshot's bytes."""
+
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+        self._ready: _Encoded | None = None
+        self._latest: Snapshot | None = None
+        self._encoding = False
+        self._lock = threading.Lock()
+
+    def warm(self, snapshot: Snapshot) -> None:
+        """A new snapshot: encode what scrapers ask for most, off the event loop."""
+        with self._lock:
+            self._latest = snapshot
+            if self._encoding:
+                return  # the running encoder picks the newest snapshot up when done
+            self._encoding = True
+        threading.Thread(target=self._encode_latest, name="exposition", daemon=True).start()
+
+    def _encode_latest(self) -> None:
+        while True:
+            with self._lock:
+                snapshot = self._latest
+            assert snapshot is not None
+            encoded = _Encoded(snapshot, self.identity)
+            encoded.body(PROMETHEUS_ACCEPT, gzipped=True)
+            encoded.body("", gzipped=True)
+            with self._lock:
+                self._ready = encoded
+                if self._latest is snapshot:
+                    self._encoding = False
+                    return
+
+    def render(self, snapshot: Snapshot, accept: str, gzipped: bool) -> tuple[bytes, str]:
+        """The body and content type for this Accept header."""
+        with self._lock:
+            ready = self._ready
+            busy = self._encoding
+        if ready is None or (ready.generation != snapshot.generation and not busy):
+            # nothing encoded yet, or a snapshot nobody warmed: encode it here, once
+            ready = _Encoded(snapshot, self.identity)
+            with self._lock:
+                if self._ready is None or self._ready.generation < ready.generation:
+                    self._ready = ready
+        return ready.body(accept, gzipped)

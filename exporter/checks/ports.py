@@ -1,14 +1,15 @@
 """Ports: are the platform's ports (the spec's table) alive on this node?
 
-TCP ports get an async connect to the node address, bounded per port. Listening sockets,
+TCP ports get a non-blocking connect to the node address, bounded per port, swept from
+one thread. Listening sockets,
 TCP and UDP, v4 and v6, come from the kernel via sock_diag: the only honest way to see a
 UDP port such as Geneve's 6081. The NodePort range is counted, not swept.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
+import selectors
 import socket
 import time
 from dataclasses import dataclass
@@ -76,22 +77,59 @@ def listening_ports() -> dict[str, set[int]]:
     return result
 
 
-async def connect(address: str, port: int, limit_seconds: float) -> Probe:
+def sweep(address: str, ports: list[int], limit_seconds: float, concurrency: int) -> list[Probe]:
+    """TCP-connect every port of the address, `concurrency` at a time, each bounded by
+    `limit_seconds` (blocking; run it in a thread).
+
+    One thread with non-blocking sockets and a selector: the kernel does the waiting, so
+    a sweep of a thousand ports costs the event loop (and the scrapes) nothing.
+    """
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    loop = asyncio.get_running_loop()
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(limit_seconds):
-            await loop.sock_connect(sock, (address, port))
-    except TimeoutError:
-        return Probe(False, None, f"no answer within {limit_seconds:g}s")
-    except OSError as e:
-        return Probe(False, None, errno.errorcode.get(e.errno or 0, str(e)))
-    finally:
+    results: dict[int, Probe] = {}
+    pending = list(reversed(ports))
+    selector = selectors.DefaultSelector()
+    started: dict[socket.socket, tuple[int, float]] = {}
+
+    def finish(sock: socket.socket, probe: Probe) -> None:
+        results[started.pop(sock)[0]] = probe
+        selector.unregister(sock)
         sock.close()
-    return Probe(True, time.perf_counter() - started, None)
+
+    try:
+        while pending or started:
+            while pending and len(started) < concurrency:
+                port = pending.pop()
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                begun = time.perf_counter()
+                code = sock.connect_ex((address, port))
+                if code not in (0, errno.EINPROGRESS):
+                    sock.close()
+                    results[port] = Probe(False, None, errno.errorcode.get(code, str(code)))
+                    continue
+                started[sock] = (port, begun)
+                selector.register(sock, selectors.EVENT_WRITE)
+            now = time.perf_counter()
+            oldest = min((begun for _, begun in started.values()), default=now)
+            for key, _ in selector.select(timeout=max(0.0, oldest + limit_seconds - now)):
+                sock = key.fileobj  # type: ignore[assignment]
+                assert isinstance(sock, socket.socket)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                elapsed = time.perf_counter() - started[sock][1]
+                if code == 0:
+                    finish(sock, Probe(True, elapsed, None))
+                else:
+                    finish(sock, Probe(False, None, errno.errorcode.get(code, str(code))))
+            now = time.perf_counter()
+            for sock, (_, begun) in list(started.items()):
+                if now - begun >= limit_seconds:
+                    finish(sock, Probe(False, None, f"no answer within {limit_seconds:g}s"))
+    finally:
+        for sock in list(started):
+            selector.unregister(sock)
+            sock.close()
+        selector.close()
+    return [results[port] for port in ports]
 
 
 class PortsCheck(Check):
@@ -101,22 +139,24 @@ class PortsCheck(Check):
         super().__init__(config, paths)
         self.targets = targets(config)
 
-    def _blocking_part(self) -> tuple[NodeAddress, dict[str, set[int]]]:
-        return resolve(self.config.node_address), listening_ports()
-
-    async def run(self) -> CheckOutput:
-        node, listening = await self.gate.run(self._blocking_part)
+    def _probe_all(self) -> tuple[NodeAddress, dict[str, set[int]], list[Probe]]:
+        """Blocking: the node address, sock_diag, then the TCP sweep."""
         settings = self.config.ports
-        limit = asyncio.Semaphore(settings.concurrency)
-
-        async def probe(target: Target) -> Probe:
+        node = resolve(self.config.node_address)
+        listening = listening_ports()
+        tcp = [t.port for t in self.targets if t.protocol == "tcp"]
+        swept = iter(sweep(node.address, tcp, settings.connect_timeout, settings.concurrency))
+        results = []
+        for target in self.targets:
             if target.protocol == "udp":
                 bound = target.port in listening["udp"]
-                return Probe(bound, None, None if bound else "no bound UDP socket")
-            async with limit:
-                return await connect(node.address, target.port, settings.connect_timeout)
+                results.append(Probe(bound, None, None if bound else "no bound UDP socket"))
+            else:
+                results.append(next(swept))
+        return node, listening, results
 
-        results = await asyncio.gather(*(probe(t) for t in self.targets))
+    async def run(self) -> CheckOutput:
+        node, listening, results = await self.gate.run(self._probe_all)
         out = OutputBuilder()
         out.add(metrics.NODE_ADDRESS_INFO, 1, address=node.address, source=node.source)
         if node.note:

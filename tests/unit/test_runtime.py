@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 from dataclasses import replace
@@ -16,7 +17,7 @@ from prometheus_client.openmetrics.parser import (
 from exporter.checks.base import Check
 from exporter.cli import build_checks
 from exporter.config import Config
-from exporter.exposition import Exposition, Identity
+from exporter.exposition import PROMETHEUS_ACCEPT, Exposition, Identity
 from exporter.model import CheckOutput
 from exporter.paths import Paths
 from exporter.runtime import Runtime
@@ -199,3 +200,23 @@ async def test_a_failing_listener_does_not_stop_the_checks(
 )
 def test_accept_encoding(header: str, gzip_ok: bool) -> None:
     assert accepts_gzip(header) is gzip_ok
+
+
+async def test_warm_encodes_off_the_loop_and_serves_the_result(tmp_path: Path) -> None:
+    runtime = runtime_for(node_tree("undersized", tmp_path))
+    exposition = Exposition(IDENTITY)
+    runtime.subscribe(exposition.warm)
+    await run_all(runtime)
+    generation = runtime.snapshot.generation
+    for _ in range(200):  # the encoder thread finishes within milliseconds
+        with exposition._lock:
+            ready = exposition._ready
+        if ready is not None and ready.generation == generation:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the encoder thread never caught up")
+    first, _ = exposition.render(runtime.snapshot, PROMETHEUS_ACCEPT, gzipped=True)
+    again, _ = exposition.render(runtime.snapshot, PROMETHEUS_ACCEPT, gzipped=True)
+    assert again is first
+    assert b"kubev_cpu_logical_cores 4.0" in gzip.decompress(first)
