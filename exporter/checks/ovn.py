@@ -11,6 +11,7 @@ import asyncio
 import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -156,7 +157,8 @@ class OvnCheck(Check):
         headers = {"Accept": "text/plain;version=0.0.4"}
         token_file = self.config.ovn.bearer_token_file
         if token_file:
-            token = read_text(self.paths.root(token_file), MAX_TOKEN_BYTES).strip()
+            # the exporter's own file (a projected token), not a host path: not re-rooted
+            token = read_text(Path(token_file), MAX_TOKEN_BYTES).strip()
             headers["Authorization"] = f"Bearer {token}"
         return resolve(self.config.node_address).address, headers, self._ssl()
 
