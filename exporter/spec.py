@@ -101,6 +101,14 @@ FSYNC_MINIMUM_SECONDS = 0.100
 
 _BOOL = {Level.MINIMUM: 1.0, Level.RECOMMENDED: 1.0}
 _BOOL_RECOMMENDED_ONLY = {Level.RECOMMENDED: 1.0}
+_MIN_ONLY = {Level.MINIMUM: 1.0}
+
+
+def _flag(
+    name: str, title: str, area: str, rationale: str, levels: Mapping[Level, float] = _MIN_ONLY
+) -> Requirement:
+    """A yes/no requirement: observed as 1 or 0, met at 1."""
+    return Requirement(name, title, area, "bool", Comparison.AT_LEAST, levels, rationale)
 
 
 def _requirements(
@@ -132,35 +140,27 @@ def _requirements(
             rationale="At least 8 GB RAM per node; 16-32 GB recommended.",
             slack=MEMORY_SLACK,
         ),
-        Requirement(
-            name="virtualization_extensions",
-            title="CPU virtualization extensions (VT-x / AMD-V)",
-            area="kvm",
-            unit="bool",
-            comparison=Comparison.AT_LEAST,
-            thresholds=_BOOL if virtualization_minimum else _BOOL_RECOMMENDED_ONLY,
-            rationale=(
-                "The host must have VT-x or AMD-V enabled; without it KubeVirt falls back to "
-                "software emulation, which is not suitable for production."
-            ),
+        _flag(
+            "virtualization_extensions",
+            "CPU virtualization extensions (VT-x / AMD-V)",
+            "kvm",
+            "The host must have VT-x or AMD-V enabled; without it KubeVirt falls back to "
+            "software emulation, which is not suitable for production.",
+            _BOOL if virtualization_minimum else _BOOL_RECOMMENDED_ONLY,
         ),
-        Requirement(
-            name="kvm",
-            title="KVM usable (/dev/kvm)",
-            area="kvm",
-            unit="bool",
-            comparison=Comparison.AT_LEAST,
-            thresholds=_BOOL,
-            rationale="KubeVirt runs VMs through KVM; /dev/kvm must open and create a VM.",
+        _flag(
+            "kvm",
+            "KVM usable (/dev/kvm)",
+            "kvm",
+            "KubeVirt runs VMs through KVM; /dev/kvm must open and create a VM.",
+            _BOOL,
         ),
-        Requirement(
-            name="storage_solid_state",
-            title="Storage on SSD or NVMe",
-            area="storage",
-            unit="bool",
-            comparison=Comparison.AT_LEAST,
-            thresholds=_BOOL_RECOMMENDED_ONLY,
-            rationale="SSDs or NVMe drives are highly recommended for VM performance.",
+        _flag(
+            "storage_solid_state",
+            "Storage on SSD or NVMe",
+            "storage",
+            "SSDs or NVMe drives are highly recommended for VM performance.",
+            _BOOL_RECOMMENDED_ONLY,
         ),
         Requirement(
             name="disk_latency",
@@ -174,36 +174,26 @@ def _requirements(
             },
             rationale="Low-latency storage is critical; etcd asks for fsync under 10 ms.",
         ),
-        Requirement(
-            name="ports",
-            title="Platform ports listening",
-            area="ports",
-            unit="bool",
-            comparison=Comparison.AT_LEAST,
-            thresholds={Level.MINIMUM: 1.0},
-            rationale="Every port the node's role requires (spec port table) accepts "
-            "connections (TCP) or has a bound socket (UDP).",
+        _flag(
+            "ports",
+            "Platform ports listening",
+            "ports",
+            "Every port the node's role requires (spec port table) accepts connections (TCP) "
+            "or has a bound socket (UDP).",
         ),
-        Requirement(
-            name="ovn_endpoints",
-            title="OVN metrics endpoints healthy",
-            area="ovn",
-            unit="bool",
-            comparison=Comparison.AT_LEAST,
-            thresholds={Level.MINIMUM: 1.0},
-            rationale="kube-ovn-cni (10665) serves metrics on every node; kube-ovn-controller "
-            "(10660) and kube-ovn-monitor (10661) where they run. Serving means HTTP 200 "
-            "and parseable Prometheus text.",
+        _flag(
+            "ovn_endpoints",
+            "OVN metrics endpoints healthy",
+            "ovn",
+            "kube-ovn-cni (10665) serves metrics on every node; kube-ovn-controller (10660) and "
+            "kube-ovn-monitor (10661) where they run. Serving means HTTP 200 and parseable "
+            "Prometheus text.",
         ),
-        Requirement(
-            name="dns",
-            title="DNS resolution",
-            area="dns",
-            unit="bool",
-            comparison=Comparison.AT_LEAST,
-            thresholds={Level.MINIMUM: 1.0},
-            rationale="DNS resolution is crucial: nodes must find each other and external "
-            "services.",
+        _flag(
+            "dns",
+            "DNS resolution",
+            "dns",
+            "DNS resolution is crucial: nodes must find each other and external services.",
         ),
         Requirement(
             name="nic_speed",
