@@ -117,6 +117,24 @@ def network_namespace() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+@contextlib.contextmanager
+def background(args: Sequence[str], netns: str | None = None) -> Iterator[None]:
+    """A helper process of the tests (tests.listeners, tests.httpstub) that prints "ready"
+    once it serves; killed on exit."""
+    wrap = ["ip", "netns", "exec", netns] if netns else []
+    proc = subprocess.Popen(
+        [*wrap, sys.executable, "-m", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def ip(netns: str, *args: str) -> None:
     subprocess.run(["ip", "-n", netns, *args], check=True)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from exporter.blocking import BlockingGate
 from exporter.checks.ovn import Fetched, probe_endpoint
-from tests.helpers import ROOT, needs_root, network_namespace, running, value
+from tests.helpers import background, needs_root, network_namespace, running, value
 from tests.httpstub import TOKEN, app_for, serving
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -162,45 +161,20 @@ def test_the_real_ports_in_a_namespace(tmp_path: Path, certificate: tuple[Path, 
         f"checks:\n  ovn:\n    scheme: https\n    bearer_token_file: {token}\n"
         f"    tls: {{ca_file: {cert}}}\n"
     )
-    with network_namespace() as ns:
-        server = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                sys.executable,
-                "-m",
-                "tests.httpstub",
-                "--tls",
-                str(cert),
-                str(key),
-                "10665=needs_token",
-                "10660=status500",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-            with running(
-                [
-                    f"--config.file={config}",
-                    "--no-collector.kvm",
-                    "--no-collector.compute",
-                    "--no-collector.disk",
-                    "--no-collector.network",
-                    "--no-collector.ports",
-                ],
-                netns=ns,
-            ) as e:
-                text = e.metrics()
-        finally:
-            server.kill()
-            server.wait()
-            if server.stdout is not None:
-                server.stdout.close()
+    stub = ["tests.httpstub", "--tls", str(cert), str(key), "10665=needs_token", "10660=status500"]
+    only_ovn = [
+        "--no-collector.kvm",
+        "--no-collector.compute",
+        "--no-collector.disk",
+        "--no-collector.network",
+        "--no-collector.ports",
+    ]
+    with (
+        network_namespace() as ns,
+        background(stub, ns),
+        running([f"--config.file={config}", *only_ovn], netns=ns) as e,
+    ):
+        text = e.metrics()
 
     def metric(name: str, component: str, port: int) -> float | None:
         return value(text, name, component=component, port=str(port))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from tests.helpers import ROOT, ip, needs_root, network_namespace, running, samples, value
+from tests.helpers import background, ip, needs_root, network_namespace, running, samples, value
 
 NODE = "10.213.0.1"
 ONLY_PORTS = [
@@ -20,23 +18,8 @@ ONLY_PORTS = [
 ]
 
 
-@contextlib.contextmanager
-def listeners(ns: str | None, specs: Sequence[str]) -> Iterator[None]:
-    wrap = ["ip", "netns", "exec", ns] if ns else []
-    proc = subprocess.Popen(
-        [*wrap, sys.executable, "-m", "tests.listeners", *specs],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        yield
-    finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+def listeners(ns: str | None, specs: Sequence[str]) -> contextlib.AbstractContextManager[None]:
+    return background(["tests.listeners", *specs], ns)
 
 
 def node_namespace(ns: str) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from exporter import cli
-from exporter.config import Config, ConfigError, from_mapping, load, parse_duration
-from exporter.spec import Profile, Role
+from exporter.config import Config, ConfigError, ExtraPort, from_mapping, load, parse_duration
+from exporter.spec import Expectation, Profile, Role
 from tests.helpers import ROOT, free_port
 
 
@@ -118,6 +118,48 @@ BAD_CONFIGS = [
         "profile: [unclosed\n",
         "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'",
     ),
+    (
+        "checks:\n  ports:\n    expectations: {kube-apiservr: optional}\n",
+        "checks.ports.expectations.kube-apiservr: unknown component (known: etcd, geneve, "
+        "kube-apiserver, kube-controller-manager, kube-ovn-cni, kube-ovn-controller, "
+        "kube-ovn-monitor, kube-proxy, kube-scheduler, kubelet, kubevirt-api, live-migration, "
+        "nodeport, ovn-nb, ovn-northd, ovn-raft, ovn-sb)",
+    ),
+    (
+        "checks:\n  ports:\n    expectations: {etcd: maybe}\n",
+        "checks.ports.expectations.etcd: must be one of required, optional, transient, absent, "
+        "got 'maybe'",
+    ),
+    (
+        "checks:\n  ports:\n    extra: [{component: x, port: 70000}]\n",
+        "checks.ports.extra[0].port: must be a port (1-65535) or a range like 61000-61009, "
+        "got 70000",
+    ),
+    (
+        "checks:\n  ports:\n    extra: [{port: 9000}]\n",
+        "checks.ports.extra[0].component: required",
+    ),
+    (
+        "checks:\n  ports:\n    extra: [{component: x, port: 9000, proto: udp}]\n",
+        "checks.ports.extra[0].proto: unknown key (known keys: component, expectation, port, "
+        "protocol)",
+    ),
+    (
+        "checks:\n  ovn:\n    tls: {ca_file: ca.pem}\n",
+        "checks.ovn.tls.ca_file: must be an absolute path, got 'ca.pem'",
+    ),
+    (
+        "checks:\n  ovn:\n    scheme: ftp\n",
+        "checks.ovn.scheme: must be one of http, https, got 'ftp'",
+    ),
+    (
+        "checks:\n  dns:\n    names: [good.example, 'bad name']\n",
+        "checks.dns.names[1]: not a valid DNS name, got 'bad name'",
+    ),
+    (
+        "checks:\n  dns:\n    cluster_domain: cluster..local\n",
+        "checks.dns.cluster_domain: not a valid DNS name, got 'cluster..local'",
+    ),
 ]
 
 
@@ -212,3 +254,23 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     cfg = cli.resolve_config(args)
     assert cfg.profile is Profile.PRODUCTION
     assert cfg.kvm.enabled and not cfg.disk.enabled and cfg.compute.enabled
+
+
+def test_network_service_sections(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "checks:\n  ports:\n    connect_timeout: 250ms\n    expectations: {kubevirt-api: required}\n"
+        "    extra: [{component: agent, port: 9000-9002, protocol: udp, expectation: optional}]\n"
+        "  ovn: {scheme: https, bearer_token_file: /var/run/token, tls: {ca_file: /etc/ca.pem}}\n"
+        "  dns: {names: [api.example.com], cluster_domain: cluster.local}\n"
+    )
+    cfg = load(path)
+    assert cfg.ports.connect_timeout == 0.25
+    assert cfg.ports.expectations == {"kubevirt-api": Expectation.REQUIRED}
+    assert cfg.ports.extra == (ExtraPort("agent", 9000, 9002, "udp", Expectation.OPTIONAL),)
+    assert (cfg.ovn.scheme, cfg.ovn.bearer_token_file, cfg.ovn.ca_file) == (
+        "https",
+        "/var/run/token",
+        "/etc/ca.pem",
+    )
+    assert cfg.dns.names == ("api.example.com",) and cfg.dns.cluster_domain == "cluster.local"
