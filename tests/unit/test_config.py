@@ -259,7 +259,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
 def test_network_service_sections(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(
-        "checks:\n  ports:\n    connect_timeout: 250ms\n    expectations: {kubevirt-api: required}\n"
+        "checks:\n  ports:\n    connect_timeout: 250ms\n"
+        "    expectations: {kubevirt-api: required}\n"
         "    extra: [{component: agent, port: 9000-9002, protocol: udp, expectation: optional}]\n"
         "  ovn: {scheme: https, bearer_token_file: /var/run/token, tls: {ca_file: /etc/ca.pem}}\n"
         "  dns: {names: [api.example.com], cluster_domain: cluster.local}\n"
