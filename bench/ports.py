@@ -33,6 +33,17 @@ OTHERS = [
 ]
 
 
+def exporter_cmd(port: int, *flags: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "exporter",
+        f"--web.listen-address=127.0.0.1:{port}",
+        *flags,
+        *OTHERS,
+    ]
+
+
 def config_text(count: int) -> str:
     absent = ", ".join(f"{p.component}: absent" for p in PORTS)
     return (
@@ -76,14 +87,7 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         config = tmp / f"ports-{count}.yaml"
         config.write_text(config_text(count))
         port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "exporter",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--config.file={config}",
-            *OTHERS,
-        ]
+        cmd = exporter_cmd(port, f"--config.file={config}")
         with process(cmd, port, "/-/ready"):
             cycles = durations(port, args.seconds)
             latency = wrk(port, args.seconds, 1)
@@ -102,14 +106,7 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def baseline(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "exporter",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--no-collector.ports",
-        *OTHERS,
-    ]
+    cmd = exporter_cmd(port, "--no-collector.ports")
     with process(cmd, port, "/-/ready"):
         latency = wrk(port, args.seconds, 1)
     return {"ports": 0, "scrape_p50_ms": latency["p50_ms"], "scrape_p99_ms": latency["p99_ms"]}

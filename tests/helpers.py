@@ -135,6 +135,29 @@ def background(args: Sequence[str], netns: str | None = None) -> Iterator[None]:
             proc.stdout.close()
 
 
+def veth_pair(netns: str, address: str | None = None) -> None:
+    """kva <-> kvb inside the namespace, both up; `address` (CIDR) on kva."""
+    ip(netns, "link", "add", "kva", "type", "veth", "peer", "name", "kvb")
+    if address:
+        ip(netns, "addr", "add", address, "dev", "kva")
+    ip(netns, "link", "set", "kva", "up")
+    ip(netns, "link", "set", "kvb", "up")
+
+
+def only(check: str) -> list[str]:
+    """Flags that turn every other check off."""
+    from exporter.checks import CHECKS
+
+    return [f"--no-collector.{name}" for name in CHECKS if name != check]
+
+
+def check_config(tmp_path: Path, check: str, body: str) -> str:
+    """A --config.file flag for a file with `body` (indented keys) under checks.<check>."""
+    path = tmp_path / f"{check}.yaml"
+    path.write_text(f"checks:\n  {check}:\n" + body)
+    return f"--config.file={path}"
+
+
 def ip(netns: str, *args: str) -> None:
     subprocess.run(["ip", "-n", netns, *args], check=True)
 

@@ -13,17 +13,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.helpers import ip, needs_root, network_namespace, running, value
+from tests.helpers import (
+    check_config,
+    ip,
+    needs_root,
+    network_namespace,
+    only,
+    running,
+    value,
+    veth_pair,
+)
 
 SERVER = "10.213.1.1"
-ONLY_DNS = [
-    "--no-collector.kvm",
-    "--no-collector.compute",
-    "--no-collector.disk",
-    "--no-collector.network",
-    "--no-collector.ports",
-    "--no-collector.ovn",
-]
+ONLY_DNS = only("dns")
 
 
 @contextlib.contextmanager
@@ -33,10 +35,7 @@ def resolver_namespace(nameserver: str) -> Iterator[str]:
         etc.mkdir(parents=True)
         (etc / "resolv.conf").write_text(f"nameserver {nameserver}\noptions timeout:1 attempts:1\n")
         try:
-            ip(ns, "link", "add", "kva", "type", "veth", "peer", "name", "kvb")
-            ip(ns, "addr", "add", f"{SERVER}/24", "dev", "kva")
-            ip(ns, "link", "set", "kva", "up")
-            ip(ns, "link", "set", "kvb", "up")
+            veth_pair(ns, f"{SERVER}/24")
             yield ns
         finally:
             shutil.rmtree(etc)
@@ -84,18 +83,14 @@ def dnsmasq(ns: str, tmp_path: Path) -> Iterator[None]:
             proc.stderr.close()
 
 
-def config(tmp_path: Path, body: str) -> str:
-    path = tmp_path / "c.yaml"
-    path.write_text("checks:\n  dns:\n" + body)
-    return f"--config.file={path}"
-
-
 @needs_root
 def test_resolves_and_nxdomain(tmp_path: Path) -> None:
     body = "    names: [ok.kubev.test, missing.nx.kubev.test]\n    lookup_timeout: 2s\n"
     with resolver_namespace(SERVER) as ns, dnsmasq(ns, tmp_path):
         ip(ns, "addr", "add", "169.254.20.10/32", "dev", "kvb")  # NodeLocal DNSCache's address
-        with running([config(tmp_path, body), *ONLY_DNS], netns=ns, dns=True) as exporter:
+        with running(
+            [check_config(tmp_path, "dns", body), *ONLY_DNS], netns=ns, dns=True
+        ) as exporter:
             text = exporter.metrics()
     assert value(text, "kubev_dns_resolution_success", name="ok.kubev.test") == 1
     assert value(text, "kubev_dns_resolution_success", name="missing.nx.kubev.test") == 0
@@ -117,7 +112,7 @@ def test_a_server_that_never_answers(tmp_path: Path) -> None:
     )
     with (
         resolver_namespace("10.213.1.77") as ns,
-        running([config(tmp_path, body), *ONLY_DNS], netns=ns, dns=True) as exporter,
+        running([check_config(tmp_path, "dns", body), *ONLY_DNS], netns=ns, dns=True) as exporter,
     ):
         text = exporter.metrics()
         time.sleep(2.5)  # further cycles while the first lookup may still hang
@@ -136,7 +131,7 @@ def test_cluster_domain_adds_the_api_service_name(tmp_path: Path) -> None:
     with (
         resolver_namespace(SERVER) as ns,
         dnsmasq(ns, tmp_path),
-        running([config(tmp_path, body), *ONLY_DNS], netns=ns, dns=True) as exporter,
+        running([check_config(tmp_path, "dns", body), *ONLY_DNS], netns=ns, dns=True) as exporter,
     ):
         text = exporter.metrics()
     # dnsmasq knows no cluster: the API service name is looked up and fails

@@ -8,9 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Exporter, free_port, ip, needs_root, netns_get, network_namespace, value
+from tests.helpers import (
+    Exporter,
+    free_port,
+    ip,
+    needs_root,
+    netns_get,
+    network_namespace,
+    only,
+    value,
+    veth_pair,
+)
 
-ONLY_NETWORK = ["--no-collector.kvm", "--no-collector.compute", "--no-collector.disk"]
+ONLY_NETWORK = only("network")
 CONFIG = """\
 checks:
   network:
@@ -20,12 +30,6 @@ checks:
     physical_only: false
     source: {source}
 """
-
-
-def veth_pair(ns: str) -> None:
-    ip(ns, "link", "add", "kva", "type", "veth", "peer", "name", "kvb")
-    ip(ns, "link", "set", "kva", "up")
-    ip(ns, "link", "set", "kvb", "up")
 
 
 def wait_value(exporter: Exporter, want: float | None, name: str, **labels: str) -> str:

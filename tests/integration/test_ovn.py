@@ -12,7 +12,7 @@ import pytest
 
 from exporter.blocking import BlockingGate
 from exporter.checks.ovn import Fetched, probe_endpoint
-from tests.helpers import background, needs_root, network_namespace, running, value
+from tests.helpers import background, needs_root, network_namespace, only, running, value
 from tests.httpstub import TOKEN, app_for, serving
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -162,17 +162,10 @@ def test_the_real_ports_in_a_namespace(tmp_path: Path, certificate: tuple[Path, 
         f"    tls: {{ca_file: {cert}}}\n"
     )
     stub = ["tests.httpstub", "--tls", str(cert), str(key), "10665=needs_token", "10660=status500"]
-    only_ovn = [
-        "--no-collector.kvm",
-        "--no-collector.compute",
-        "--no-collector.disk",
-        "--no-collector.network",
-        "--no-collector.ports",
-    ]
     with (
         network_namespace() as ns,
         background(stub, ns),
-        running([f"--config.file={config}", *only_ovn], netns=ns) as e,
+        running([f"--config.file={config}", *only("ovn")], netns=ns) as e,
     ):
         text = e.metrics()
 

@@ -6,16 +6,21 @@ import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.helpers import background, ip, needs_root, network_namespace, running, samples, value
+from tests.helpers import (
+    background,
+    check_config,
+    ip,
+    needs_root,
+    network_namespace,
+    only,
+    running,
+    samples,
+    value,
+    veth_pair,
+)
 
 NODE = "10.213.0.1"
-ONLY_PORTS = [
-    "--no-collector.kvm",
-    "--no-collector.compute",
-    "--no-collector.disk",
-    "--no-collector.network",
-    "--no-collector.ovn",
-]
+ONLY_PORTS = only("ports")
 
 
 def listeners(ns: str | None, specs: Sequence[str]) -> contextlib.AbstractContextManager[None]:
@@ -24,17 +29,8 @@ def listeners(ns: str | None, specs: Sequence[str]) -> contextlib.AbstractContex
 
 def node_namespace(ns: str) -> None:
     """A node: kva holds NODE and the default route, like a real node's NIC."""
-    ip(ns, "link", "add", "kva", "type", "veth", "peer", "name", "kvb")
-    ip(ns, "addr", "add", f"{NODE}/24", "dev", "kva")
-    ip(ns, "link", "set", "kva", "up")
-    ip(ns, "link", "set", "kvb", "up")
+    veth_pair(ns, f"{NODE}/24")
     ip(ns, "route", "add", "default", "via", "10.213.0.254", "dev", "kva")
-
-
-def config(tmp_path: Path, body: str) -> str:
-    path = tmp_path / "c.yaml"
-    path.write_text("checks:\n  ports:\n" + body)
-    return f"--config.file={path}"
 
 
 @needs_root
@@ -52,7 +48,7 @@ def test_listeners_on_the_node_address(tmp_path: Path) -> None:
         with (
             listeners(ns, specs),
             running(
-                [config(tmp_path, "    connect_timeout: 300ms\n"), *ONLY_PORTS],
+                [check_config(tmp_path, "ports", "    connect_timeout: 300ms\n"), *ONLY_PORTS],
                 netns=ns,
                 env={"NODE_IP": ""},
             ) as exporter,
@@ -102,7 +98,7 @@ def test_worker_role_and_overrides(tmp_path: Path) -> None:
         with (
             listeners(ns, specs),
             running(
-                [config(tmp_path, body), "--role=worker", *ONLY_PORTS],
+                [check_config(tmp_path, "ports", body), "--role=worker", *ONLY_PORTS],
                 netns=ns,
                 env={"NODE_IP": ""},
             ) as exporter,
@@ -127,7 +123,9 @@ def test_filtered_address_hits_the_connect_timeout(tmp_path: Path) -> None:
         node_namespace(ns)
         body = "    connect_timeout: 300ms\n    timeout: 5s\n"
         with running(
-            [config(tmp_path, body), *ONLY_PORTS], netns=ns, env={"NODE_IP": "10.213.0.9"}
+            [check_config(tmp_path, "ports", body), *ONLY_PORTS],
+            netns=ns,
+            env={"NODE_IP": "10.213.0.9"},
         ) as exporter:
             text = exporter.metrics()
     assert value(text, "kubev_check_success", check="ports") == 1
@@ -159,7 +157,10 @@ def test_a_thousand_ports_on_loopback(tmp_path: Path) -> None:
         )
         + "}\n"
     )
-    with listeners(None, specs), running([config(tmp_path, body), *ONLY_PORTS]) as exporter:
+    with (
+        listeners(None, specs),
+        running([check_config(tmp_path, "ports", body), *ONLY_PORTS]) as exporter,
+    ):
         text = exporter.metrics()
     got = samples(text)
     ups = [
