@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from exporter.spec import PORTS, Expectation, Profile, Role
+from exporter.spec import PORTS, Expectation, PortRange, Profile, Role
 
 T = TypeVar("T")
 
@@ -136,6 +136,10 @@ class Config:
     ovn: OvnSettings = OvnSettings(interval=30.0, timeout=5.0)
     dns: DnsSettings = DnsSettings(interval=30.0, timeout=5.0)
     source: str = field(default="embedded defaults", compare=False)
+
+    def port_expectation(self, row: PortRange) -> Expectation:
+        """What this node expects of a port-table row: the config's word, else the role's."""
+        return self.ports.expectations.get(row.component, row.expectation(self.role))
 
     def check(self, name: str) -> CheckSettings:
         settings: CheckSettings = getattr(self, name)

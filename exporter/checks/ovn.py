@@ -131,9 +131,7 @@ class OvnCheck(Check):
         found = []
         for row in PORTS:
             if row.component in COMPONENTS:
-                expectation = self.config.ports.expectations.get(
-                    row.component, row.expectation(self.config.role)
-                )
+                expectation = self.config.port_expectation(row)
                 if expectation is not Expectation.ABSENT:
                     found.append(Endpoint(row.component, row.first, expectation))
         return found

@@ -45,7 +45,7 @@ def targets(config: Config) -> list[Target]:
     """What this node's role expects, with the config's overrides and extra ports."""
     found: dict[tuple[str, int, str], Target] = {}
     for row in PORTS:
-        expectation = config.ports.expectations.get(row.component, row.expectation(config.role))
+        expectation = config.port_expectation(row)
         if expectation is Expectation.ABSENT or not row.probe:
             continue
         for port in row.ports:
