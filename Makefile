@@ -42,10 +42,12 @@ lint: $(STAMP)
 generate: $(STAMP)
 	$(BIN)/python -m exporter.docs write
 	$(BIN)/python tests/fixtures/build.py write
+	$(BIN)/python -m alerts.generate write
 
 check-generated: $(STAMP)
 	$(BIN)/python -m exporter.docs check
 	$(BIN)/python tests/fixtures/build.py check
+	$(BIN)/python -m alerts.generate check
 
 test: $(STAMP) debs lint check-generated
 	$(BIN)/pytest

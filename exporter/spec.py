@@ -99,6 +99,24 @@ MEMORY_SLACK = 0.05
 FSYNC_RECOMMENDED_SECONDS = 0.010
 FSYNC_MINIMUM_SECONDS = 0.100
 
+# Operational thresholds: not requirements of the spec page, but what the alert rules
+# (alerts/) and dashboards judge runtime behaviour by. Kept here with the rest.
+#: available memory below this share of MemTotal, sustained, is a warning
+MEMORY_AVAILABLE_MIN_RATIO = 0.10
+#: mean time per read or write over 5 minutes above this, sustained, is a warning
+DISK_IO_LATENCY_WARNING_SECONDS = 0.020
+#: filesystem filling: (hours ahead, available share below which the prediction counts)
+FILESYSTEM_FILL_WARNING = (24, 0.40)
+FILESYSTEM_FILL_CRITICAL = (4, 0.20)
+#: carrier changes in 15 minutes above this: the link flaps
+LINK_FLAP_CHANGES_15M = 4
+#: Kube-OVN reserves 100 bytes of the node MTU for the Geneve header; pods get 1400 only
+#: when the node has at least 1500
+GENEVE_OVERHEAD_BYTES = 100
+MIN_POD_MTU_BYTES = 1400
+#: a name that takes longer than this to resolve, sustained, is slow
+DNS_SLOW_SECONDS = 0.5
+
 _BOOL = {Level.MINIMUM: 1.0, Level.RECOMMENDED: 1.0}
 _BOOL_RECOMMENDED_ONLY = {Level.RECOMMENDED: 1.0}
 _MIN_ONLY = {Level.MINIMUM: 1.0}
