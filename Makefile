@@ -43,11 +43,13 @@ generate: $(STAMP)
 	$(BIN)/python -m exporter.docs write
 	$(BIN)/python tests/fixtures/build.py write
 	$(BIN)/python -m alerts.generate write
+	$(BIN)/python -m dashboards.generate write
 
 check-generated: $(STAMP)
 	$(BIN)/python -m exporter.docs check
 	$(BIN)/python tests/fixtures/build.py check
 	$(BIN)/python -m alerts.generate check
+	$(BIN)/python -m dashboards.generate check
 
 test: $(STAMP) debs lint check-generated
 	$(BIN)/pytest
