@@ -10,7 +10,7 @@ ARGS   ?=
 # Real parts the tests run: Prometheus and promtool, Alertmanager, node_exporter as an
 # independent oracle, dnsmasq, iproute2 for network namespaces, wrk and GNU time for bench/.
 DEBS := prometheus prometheus-alertmanager prometheus-node-exporter dnsmasq-base \
-        iproute2 wrk time util-linux curl openssl
+        iproute2 wrk time util-linux curl openssl chromium
 
 .PHONY: run test lint generate check-generated bench debs venv clean
 

@@ -191,7 +191,10 @@ ALERTS: tuple[Alert, ...] = (
                     },
                 ),
             ),
-            Case({f'kubev_requirement_met{{{NODE1},requirement="kvm",level="minimum"}}': "1x10"}, "5m"),
+            Case(
+                {f'kubev_requirement_met{{{NODE1},requirement="kvm",level="minimum"}}': "1x10"},
+                "5m",
+            ),
         ),
     ),
     Alert(
@@ -747,7 +750,9 @@ ALERTS: tuple[Alert, ...] = (
                     },
                 ),
             ),
-            Case({f'kubev_network_carrier_changes_total{{{NODE1},interface="eno1"}}': "3x30"}, "25m"),
+            Case(
+                {f'kubev_network_carrier_changes_total{{{NODE1},interface="eno1"}}': "3x30"}, "25m"
+            ),
         ),
     ),
     Alert(

@@ -24,39 +24,79 @@ GREEN, YELLOW, RED = "green", "yellow", "red"
 
 
 def variables(node_multi: bool) -> Templating:
-    return Templating(list=[
-        Template(name="datasource", label="Data source", type="datasource",
-                 query="prometheus", default="Prometheus"),
-        Template(name="job", label="Job", dataSource=DATASOURCE,
-                 query="label_values(kubev_node_info, job)", default="kubev-node-exporter",
-                 refresh=2, sort=1),
-        Template(name="node", label="Node", dataSource=DATASOURCE,
-                 query='label_values(kubev_node_info{job=~"$job"}, instance)',
-                 includeAll=node_multi, multi=node_multi, refresh=2, sort=1,
-                 default="$__all" if node_multi else ""),
-    ])
+    return Templating(
+        list=[
+            Template(
+                name="datasource",
+                label="Data source",
+                type="datasource",
+                query="prometheus",
+                default="Prometheus",
+            ),
+            Template(
+                name="job",
+                label="Job",
+                dataSource=DATASOURCE,
+                query="label_values(kubev_node_info, job)",
+                default="kubev-node-exporter",
+                refresh=2,
+                sort=1,
+            ),
+            Template(
+                name="node",
+                label="Node",
+                dataSource=DATASOURCE,
+                query='label_values(kubev_node_info{job=~"$job"}, instance)',
+                includeAll=node_multi,
+                multi=node_multi,
+                refresh=2,
+                sort=1,
+                default="$__all" if node_multi else "",
+            ),
+        ]
+    )
 
 
-def target(expr: str, legend: str = "", instant: bool = False, fmt: str = "time_series",
-           ref: str = "A") -> Target:
-    return Target(expr=expr, legendFormat=legend, instant=instant, format=fmt, refId=ref,
-                  datasource=DATASOURCE)
+def target(
+    expr: str, legend: str = "", instant: bool = False, fmt: str = "time_series", ref: str = "A"
+) -> Target:
+    return Target(
+        expr=expr,
+        legendFormat=legend,
+        instant=instant,
+        format=fmt,
+        refId=ref,
+        datasource=DATASOURCE,
+    )
 
 
 def steps(*pairs: tuple[str, float | None]) -> list[Threshold]:
     """(color, from value) pairs, the first from minus infinity (None)."""
-    return [Threshold(color, i, float(value) if value is not None else 0.0)
-            for i, (color, value) in enumerate(pairs)]
+    return [
+        Threshold(color, i, float(value) if value is not None else 0.0)
+        for i, (color, value) in enumerate(pairs)
+    ]
 
 
 def yes_no(title: str, expr: str, good: int = 1) -> Stat:
-    mappings = [{"type": "value", "options": {
-        "1": {"text": "yes", "color": GREEN if good == 1 else RED},
-        "0": {"text": "no", "color": RED if good == 1 else GREEN},
-    }}]
-    return Stat(title=title, dataSource=DATASOURCE, targets=[target(expr, instant=True)],
-                mappings=mappings, colorMode="background", graphMode="none",
-                reduceCalc="lastNotNull")
+    mappings = [
+        {
+            "type": "value",
+            "options": {
+                "1": {"text": "yes", "color": GREEN if good == 1 else RED},
+                "0": {"text": "no", "color": RED if good == 1 else GREEN},
+            },
+        }
+    ]
+    return Stat(
+        title=title,
+        dataSource=DATASOURCE,
+        targets=[target(expr, instant=True)],
+        mappings=mappings,
+        colorMode="background",
+        graphMode="none",
+        reduceCalc="lastNotNull",
+    )
 
 
 class Layout:

@@ -1,6 +1,6 @@
 """Renders every dashboards/*.dashboard.py to the JSON beside it.
 
-    python -m dashboards.generate write|check
+python -m dashboards.generate write|check
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ def modernize(node: Any) -> Any:
 
 
 def outputs() -> dict[Path, str]:
-    return {src.with_name(src.name.replace(".dashboard.py", ".json")): render(src)
-            for src in sources()}
+    return {
+        src.with_name(src.name.replace(".dashboard.py", ".json")): render(src) for src in sources()
+    }
 
 
 def main(argv: list[str]) -> int:

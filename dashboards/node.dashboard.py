@@ -18,138 +18,296 @@ from dashboards.common import (
 )
 from exporter.spec import (
     DISK_IO_LATENCY_WARNING_SECONDS,
+    DNS_SLOW_SECONDS,
     FSYNC_MINIMUM_SECONDS,
     FSYNC_RECOMMENDED_SECONDS,
+    GENEVE_OVERHEAD_BYTES,
     MBPS,
     MEMORY_AVAILABLE_MIN_RATIO,
     MIN_POD_MTU_BYTES,
-    GENEVE_OVERHEAD_BYTES,
-    DNS_SLOW_SECONDS,
 )
 
 SEL = 'job=~"$job", instance=~"$node"'
-UP_MAPPING = [{"type": "value", "options": {
-    "1": {"text": "up", "color": GREEN}, "0": {"text": "DOWN", "color": RED}}}]
+UP_MAPPING = [
+    {
+        "type": "value",
+        "options": {"1": {"text": "up", "color": GREEN}, "0": {"text": "DOWN", "color": RED}},
+    }
+]
 
 
-def series(title: str, expr: str, legend: str, unit: str, thresholds: list | None = None,
-           description: str = "") -> TimeSeries:
+def series(
+    title: str,
+    expr: str,
+    legend: str,
+    unit: str,
+    thresholds: list | None = None,
+    description: str = "",
+) -> TimeSeries:
     extra = {}
     if thresholds:
         extra = {"fieldConfig": {"defaults": {"custom": {"thresholdsStyle": {"mode": "line"}}}}}
-    return TimeSeries(title=title, description=description, dataSource=DATASOURCE,
-                      targets=[target(expr, legend)], unit=unit,
-                      thresholds=thresholds or steps((GREEN, None)), extraJson=extra)
+    return TimeSeries(
+        title=title,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=[target(expr, legend)],
+        unit=unit,
+        thresholds=thresholds or steps((GREEN, None)),
+        extraJson=extra,
+    )
 
 
 def headroom(title: str, expr: str, unit: str) -> Stat:
-    return Stat(title=title, dataSource=DATASOURCE, targets=[target(expr, instant=True)],
-                format=unit, colorMode="background", graphMode="area",
-                reduceCalc="lastNotNull", thresholds=steps((RED, None), (GREEN, 0)),
-                description="Above the profile's minimum (negative: short of it).")
+    return Stat(
+        title=title,
+        dataSource=DATASOURCE,
+        targets=[target(expr, instant=True)],
+        format=unit,
+        colorMode="background",
+        graphMode="area",
+        reduceCalc="lastNotNull",
+        thresholds=steps((RED, None), (GREEN, 0)),
+        description="Above the profile's minimum (negative: short of it).",
+    )
 
 
 def dashboard() -> Dashboard:
     layout = Layout()
     layout.add(RowPanel(title="KVM and CPU"), 24, 1)
-    layout.row([
-        yes_no("KVM usable", f"kubev_kvm_usable{{{SEL}}}"),
-        yes_no("VT-x / AMD-V flag", f"kubev_cpu_virtualization_extensions_present{{{SEL}}}"),
-        yes_no("Nested KVM", f"kubev_kvm_nested_enabled{{{SEL}}}"),
-        yes_no("Host is a VM", f"kubev_host_is_virtual_machine{{{SEL}}}", good=0),
-    ], h=4)
-    layout.row([
-        headroom("CPU headroom (cores)", f'kubev_cpu_headroom_cores{{{SEL}, level="minimum"}}',
-                 "none"),
-        headroom("Memory headroom", f'kubev_memory_headroom_bytes{{{SEL}, level="minimum"}}',
-                 "bytes"),
-        Stat(title="Logical cores", dataSource=DATASOURCE,
-             targets=[target(f"kubev_cpu_logical_cores{{{SEL}}}", instant=True)],
-             graphMode="none", reduceCalc="lastNotNull"),
-    ], h=4)
-    layout.row([
-        series("Idle CPU (cores)", f"kubev_cpu_idle_cores{{{SEL}}}", "idle", "none"),
-        series("Memory available", f"kubev_memory_available_bytes{{{SEL}}} / "
-               f"kubev_memory_total_bytes{{{SEL}}}", "available", "percentunit",
-               steps((RED, None), (GREEN, MEMORY_AVAILABLE_MIN_RATIO)),
-               f"Warning below {MEMORY_AVAILABLE_MIN_RATIO:.0%}."),
-    ], h=7)
+    layout.row(
+        [
+            yes_no("KVM usable", f"kubev_kvm_usable{{{SEL}}}"),
+            yes_no("VT-x / AMD-V flag", f"kubev_cpu_virtualization_extensions_present{{{SEL}}}"),
+            yes_no("Nested KVM", f"kubev_kvm_nested_enabled{{{SEL}}}"),
+            yes_no("Host is a VM", f"kubev_host_is_virtual_machine{{{SEL}}}", good=0),
+        ],
+        h=4,
+    )
+    layout.row(
+        [
+            headroom(
+                "CPU headroom (cores)",
+                f'kubev_cpu_headroom_cores{{{SEL}, level="minimum"}}',
+                "none",
+            ),
+            headroom(
+                "Memory headroom", f'kubev_memory_headroom_bytes{{{SEL}, level="minimum"}}', "bytes"
+            ),
+            Stat(
+                title="Logical cores",
+                dataSource=DATASOURCE,
+                targets=[target(f"kubev_cpu_logical_cores{{{SEL}}}", instant=True)],
+                graphMode="none",
+                reduceCalc="lastNotNull",
+            ),
+        ],
+        h=4,
+    )
+    layout.row(
+        [
+            series("Idle CPU (cores)", f"kubev_cpu_idle_cores{{{SEL}}}", "idle", "none"),
+            series(
+                "Memory available",
+                f"kubev_memory_available_bytes{{{SEL}}} / kubev_memory_total_bytes{{{SEL}}}",
+                "available",
+                "percentunit",
+                steps((RED, None), (GREEN, MEMORY_AVAILABLE_MIN_RATIO)),
+                f"Warning below {MEMORY_AVAILABLE_MIN_RATIO:.0%}.",
+            ),
+        ],
+        h=7,
+    )
     layout.add(RowPanel(title="Storage"), 24, 1)
-    layout.row([
-        series("Disk latency (mean per I/O, 5m)",
-               f"rate(kubev_disk_read_time_seconds_total{{{SEL}}}[$__rate_interval]) / "
-               f"rate(kubev_disk_reads_completed_total{{{SEL}}}[$__rate_interval])",
-               "{{device}} read", "s",
-               steps((GREEN, None), (YELLOW, DISK_IO_LATENCY_WARNING_SECONDS))),
-        series("fsync probe p99",
-               "histogram_quantile(0.99, sum by (path, le) "
-               f"(rate(kubev_storage_fsync_latency_seconds_bucket{{{SEL}}}[$__rate_interval])))",
-               "{{path}}", "s",
-               steps((GREEN, None), (YELLOW, FSYNC_RECOMMENDED_SECONDS),
-                     (RED, FSYNC_MINIMUM_SECONDS))),
-    ], h=7)
-    layout.add(Table(
-        title="Disks", dataSource=DATASOURCE,
-        targets=[target(f"kubev_disk_info{{{SEL}}}", instant=True, fmt="table")],
-        transformations=[{"id": "organize", "options": {"excludeByName": {
-            "Time": True, "Value": True, "__name__": True, "job": True}}}],
-    ), 12, 6)
-    layout.add(series("Filesystem available", f"kubev_filesystem_avail_bytes{{{SEL}}}",
-                      "{{path}}", "bytes"), 12, 6)
+    layout.row(
+        [
+            series(
+                "Disk latency (mean per I/O, 5m)",
+                f"rate(kubev_disk_read_time_seconds_total{{{SEL}}}[$__rate_interval]) / "
+                f"rate(kubev_disk_reads_completed_total{{{SEL}}}[$__rate_interval])",
+                "{{device}} read",
+                "s",
+                steps((GREEN, None), (YELLOW, DISK_IO_LATENCY_WARNING_SECONDS)),
+            ),
+            series(
+                "fsync probe p99",
+                "histogram_quantile(0.99, sum by (path, le) "
+                f"(rate(kubev_storage_fsync_latency_seconds_bucket{{{SEL}}}[$__rate_interval])))",
+                "{{path}}",
+                "s",
+                steps(
+                    (GREEN, None), (YELLOW, FSYNC_RECOMMENDED_SECONDS), (RED, FSYNC_MINIMUM_SECONDS)
+                ),
+            ),
+        ],
+        h=7,
+    )
+    layout.add(
+        Table(
+            title="Disks",
+            dataSource=DATASOURCE,
+            targets=[target(f"kubev_disk_info{{{SEL}}}", instant=True, fmt="table")],
+            transformations=[
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {
+                            "Time": True,
+                            "Value": True,
+                            "__name__": True,
+                            "job": True,
+                        }
+                    },
+                }
+            ],
+        ),
+        12,
+        6,
+    )
+    layout.add(
+        series(
+            "Filesystem available", f"kubev_filesystem_avail_bytes{{{SEL}}}", "{{path}}", "bytes"
+        ),
+        12,
+        6,
+    )
     layout.add(RowPanel(title="Network"), 24, 1)
-    layout.row([
-        Table(title="Links", dataSource=DATASOURCE,
-              targets=[target(f"kubev_network_speed_bytes{{{SEL}}}", instant=True, fmt="table",
-                              ref="A"),
-                       target(f"kubev_network_mtu_bytes{{{SEL}}}", instant=True, fmt="table",
-                              ref="B"),
-                       target(f"kubev_network_up{{{SEL}}}", instant=True, fmt="table", ref="C")],
-              transformations=[{"id": "merge", "options": {}}, {"id": "organize", "options": {
-                  "excludeByName": {"Time": True, "job": True, "instance": True},
-                  "renameByName": {"Value #A": "speed (bytes/s)", "Value #B": "MTU",
-                                   "Value #C": "up"}}}],
-              overrides=[
-                  {"matcher": {"id": "byName", "options": "speed (bytes/s)"}, "properties": [
-                      {"id": "thresholds", "value": {"mode": "absolute", "steps": [
-                          {"color": RED, "value": None}, {"color": YELLOW, "value": 1000 * MBPS},
-                          {"color": GREEN, "value": 10_000 * MBPS}]}},
-                      {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
-                  {"matcher": {"id": "byName", "options": "MTU"}, "properties": [
-                      {"id": "thresholds", "value": {"mode": "absolute", "steps": [
-                          {"color": YELLOW, "value": None},
-                          {"color": GREEN, "value": MIN_POD_MTU_BYTES + GENEVE_OVERHEAD_BYTES}]}},
-                      {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
-              ]),
-        series("Carrier changes (15m)",
-               f"increase(kubev_network_carrier_changes_total{{{SEL}}}[15m])", "{{interface}}",
-               "none"),
-    ], h=7)
+    layout.row(
+        [
+            Table(
+                title="Links",
+                dataSource=DATASOURCE,
+                targets=[
+                    target(
+                        f"kubev_network_speed_bytes{{{SEL}}}", instant=True, fmt="table", ref="A"
+                    ),
+                    target(f"kubev_network_mtu_bytes{{{SEL}}}", instant=True, fmt="table", ref="B"),
+                    target(f"kubev_network_up{{{SEL}}}", instant=True, fmt="table", ref="C"),
+                ],
+                transformations=[
+                    {"id": "merge", "options": {}},
+                    {
+                        "id": "organize",
+                        "options": {
+                            "excludeByName": {"Time": True, "job": True, "instance": True},
+                            "renameByName": {
+                                "Value #A": "speed (bytes/s)",
+                                "Value #B": "MTU",
+                                "Value #C": "up",
+                            },
+                        },
+                    },
+                ],
+                overrides=[
+                    {
+                        "matcher": {"id": "byName", "options": "speed (bytes/s)"},
+                        "properties": [
+                            {
+                                "id": "thresholds",
+                                "value": {
+                                    "mode": "absolute",
+                                    "steps": [
+                                        {"color": RED, "value": None},
+                                        {"color": YELLOW, "value": 1000 * MBPS},
+                                        {"color": GREEN, "value": 10_000 * MBPS},
+                                    ],
+                                },
+                            },
+                            {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                        ],
+                    },
+                    {
+                        "matcher": {"id": "byName", "options": "MTU"},
+                        "properties": [
+                            {
+                                "id": "thresholds",
+                                "value": {
+                                    "mode": "absolute",
+                                    "steps": [
+                                        {"color": YELLOW, "value": None},
+                                        {
+                                            "color": GREEN,
+                                            "value": MIN_POD_MTU_BYTES + GENEVE_OVERHEAD_BYTES,
+                                        },
+                                    ],
+                                },
+                            },
+                            {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                        ],
+                    },
+                ],
+            ),
+            series(
+                "Carrier changes (15m)",
+                f"increase(kubev_network_carrier_changes_total{{{SEL}}}[15m])",
+                "{{interface}}",
+                "none",
+            ),
+        ],
+        h=7,
+    )
     layout.add(RowPanel(title="Ports, OVN, DNS"), 24, 1)
-    layout.add(StateTimeline(
-        title="Ports (required ones)", dataSource=DATASOURCE,
-        targets=[target(f"kubev_port_up{{{SEL}}} and on(instance, component, port, protocol) "
-                        f"kubev_port_expected{{{SEL}}} == 1",
-                        "{{component}} {{port}}/{{protocol}}")],
-        mappings=UP_MAPPING, showValue="never", mergeValues=True,
-    ), 24, 9)
-    layout.row([
-        StateTimeline(title="OVN metrics endpoints", dataSource=DATASOURCE,
-                      targets=[target(f"kubev_ovn_endpoint_up{{{SEL}}}",
-                                      "{{component}} :{{port}}")],
-                      mappings=UP_MAPPING, showValue="never", mergeValues=True),
-        series("DNS resolution time", f"kubev_dns_resolution_duration_seconds{{{SEL}}}",
-               "{{name}}", "s", steps((GREEN, None), (YELLOW, DNS_SLOW_SECONDS))),
-    ], h=6)
+    layout.add(
+        StateTimeline(
+            title="Ports (required ones)",
+            dataSource=DATASOURCE,
+            targets=[
+                target(
+                    f"kubev_port_up{{{SEL}}} and on(instance, component, port, protocol) "
+                    f"kubev_port_expected{{{SEL}}} == 1",
+                    "{{component}} {{port}}/{{protocol}}",
+                )
+            ],
+            mappings=UP_MAPPING,
+            showValue="never",
+            mergeValues=True,
+        ),
+        24,
+        9,
+    )
+    layout.row(
+        [
+            StateTimeline(
+                title="OVN metrics endpoints",
+                dataSource=DATASOURCE,
+                targets=[target(f"kubev_ovn_endpoint_up{{{SEL}}}", "{{component}} :{{port}}")],
+                mappings=UP_MAPPING,
+                showValue="never",
+                mergeValues=True,
+            ),
+            series(
+                "DNS resolution time",
+                f"kubev_dns_resolution_duration_seconds{{{SEL}}}",
+                "{{name}}",
+                "s",
+                steps((GREEN, None), (YELLOW, DNS_SLOW_SECONDS)),
+            ),
+        ],
+        h=6,
+    )
     layout.add(RowPanel(title="Exporter"), 24, 1)
-    layout.row([
-        series("Check durations", f"kubev_check_duration_seconds{{{SEL}}}", "{{check}}", "s"),
-        StateTimeline(title="Check success", dataSource=DATASOURCE,
-                      targets=[target(f"kubev_check_success{{{SEL}}}", "{{check}}")],
-                      mappings=[{"type": "value", "options": {
-                          "1": {"text": "ok", "color": GREEN},
-                          "0": {"text": "FAILING", "color": RED}}}],
-                      showValue="never", mergeValues=True),
-    ], h=6)
+    layout.row(
+        [
+            series("Check durations", f"kubev_check_duration_seconds{{{SEL}}}", "{{check}}", "s"),
+            StateTimeline(
+                title="Check success",
+                dataSource=DATASOURCE,
+                targets=[target(f"kubev_check_success{{{SEL}}}", "{{check}}")],
+                mappings=[
+                    {
+                        "type": "value",
+                        "options": {
+                            "1": {"text": "ok", "color": GREEN},
+                            "0": {"text": "FAILING", "color": RED},
+                        },
+                    }
+                ],
+                showValue="never",
+                mergeValues=True,
+            ),
+        ],
+        h=6,
+    )
     return Dashboard(
         title="Kube-V node readiness: node detail",
         uid="kubev-node",

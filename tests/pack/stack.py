@@ -1,0 +1,152 @@
+"""A real monitoring stack for the tests: Prometheus with the generated rules, Alertmanager
+with the example routing, a webhook receiver that records what it is sent. Loopback only."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alerts.generate import RULES
+from tests.helpers import ROOT, free_port, http_get
+
+EXAMPLE_ALERTMANAGER = ROOT / "deploy" / "prometheus" / "alertmanager.yml"
+
+
+class Webhook:
+    """Records every notification POSTed to it, by path (one path per receiver)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.received.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Webhook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait_for(
+        self, path: str, alertname: str, status: str, timeout: float = 150.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for got_path, payload in list(self.received):
+                for alert in payload["alerts"]:
+                    if (
+                        got_path == path
+                        and alert["labels"].get("alertname") == alertname
+                        and alert["status"] == status
+                    ):
+                        return dict(alert)
+            time.sleep(0.2)
+        raise AssertionError(f"no {status} {alertname} at {path}; got {self.received}")
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if http_get(url).status == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never became ready")
+
+
+@contextlib.contextmanager
+def alertmanager(tmp: Path, hook: Webhook) -> Iterator[str]:
+    """The example routing with every receiver pointed at the test's webhook, by name."""
+    config = yaml.safe_load(EXAMPLE_ALERTMANAGER.read_text())
+    for receiver in config["receivers"]:
+        receiver["webhook_configs"] = [
+            {"url": f"http://127.0.0.1:{hook.port}/{receiver['name']}", "send_resolved": True}
+        ]
+    config["route"].update(group_wait="1s", group_interval="1s")
+    path = tmp / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "prometheus-alertmanager",
+            f"--config.file={path}",
+            f"--storage.path={tmp / 'am'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/-/ready")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def prometheus(tmp: Path, exporter: str, alertmanager_url: str) -> Iterator[str]:
+    """Scrapes the exporter (job kubev-node-exporter) every second with the generated rules."""
+    am = urllib.parse.urlsplit(alertmanager_url).netloc
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am]}]}]},
+        "scrape_configs": [
+            {"job_name": "kubev-node-exporter", "static_configs": [{"targets": [exporter]}]}
+        ],
+    }
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={path}",
+            f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/-/ready")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def query(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
+    response = http_get(f"{prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    payload = json.loads(response.body)
+    assert payload["status"] == "success", (expr, payload)
+    result: list[dict[str, Any]] = payload["data"]["result"]
+    return result

@@ -1,0 +1,156 @@
+"""The observability pack end to end: the real exporter on a fixture node that breaks a
+minimum, a real Prometheus with the generated rules, a real Alertmanager with the example
+routing, a webhook receiver; every dashboard query against that Prometheus; a screenshot
+of Prometheus's alerts page in headless Chromium (kept in test-artifacts/, not committed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dashboards.generate import outputs as dashboard_outputs
+from tests.helpers import ARTIFACTS, Exporter, fixture_args, needs_root, node_tree
+from tests.pack.stack import Webhook, alertmanager, prometheus, query
+
+CONFIG = """\
+node_name: e2e-node
+profile: production
+node_address: 127.0.0.1
+checks:
+  compute: {interval: 1s}
+  dns: {names: [localhost]}
+"""
+EIGHT_THREADS = 8
+
+
+@dataclass
+class Stack:
+    tree: Path
+    exporter: Exporter
+    prometheus: str
+    hook: Webhook
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("stack")
+    tree = node_tree("compliant", tmp)
+    cpuinfo = tree / "proc" / "cpuinfo"
+    shutil.copy(cpuinfo, tmp / "cpuinfo.good")
+    # break one minimum: 8 logical CPUs on a production node (16 required)
+    blocks = cpuinfo.read_text().split("\n\n")
+    cpuinfo.write_text("\n\n".join(blocks[:EIGHT_THREADS]) + "\n")
+    config = tmp / "config.yaml"
+    config.write_text(CONFIG)
+    exporter = Exporter([*fixture_args(tree, config)], dns=True)
+    try:
+        exporter.wait_ready()
+        with (
+            Webhook() as hook,
+            alertmanager(tmp, hook) as am,
+            prometheus(tmp, f"127.0.0.1:{exporter.port}", am) as prom,
+        ):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not query(
+                prom, 'count_over_time(kubev_node_info{job="kubev-node-exporter"}[1m]) >= 5'
+            ):
+                time.sleep(0.5)
+            yield Stack(tree, exporter, prom, hook)
+    finally:
+        exporter.stop()
+
+
+def panel_queries() -> list[tuple[str, str, str]]:
+    found = []
+    for path, text in dashboard_outputs().items():
+        for panel in json.loads(text)["panels"]:
+            for t in panel.get("targets", []):
+                found.append((path.name, panel["title"], t["expr"]))
+    return found
+
+
+def concrete(expr: str) -> str:
+    return (
+        expr.replace("$job", "kubev-node-exporter")
+        .replace("$node", ".+")
+        .replace("$__rate_interval", "1m")
+    )
+
+
+@needs_root
+def test_every_dashboard_query_returns_data(stack: Stack) -> None:
+    queries = panel_queries()
+    assert len(queries) > 20
+    empty = [
+        (d, title, expr)
+        for d, title, expr in queries
+        if not query(stack.prometheus, concrete(expr))
+    ]
+    assert not empty, f"panels whose query returns nothing: {empty}"
+
+
+@needs_root
+def test_dashboards_are_current_grafana() -> None:
+    for path, text in dashboard_outputs().items():
+        data = json.loads(text)
+        assert data["schemaVersion"] >= 36, path
+        types = {p["type"] for p in data["panels"]}
+        assert not types & {"graph", "singlestat", "table-old"}, (path, types)
+        assert {v["name"] for v in data["templating"]["list"]} == {"datasource", "job", "node"}
+
+
+@needs_root
+def test_alert_fires_routes_with_runbook_and_resolves(stack: Stack, tmp_path: Path) -> None:
+    fired = stack.hook.wait_for("/pager", "KubevCPUCoresInsufficient", "firing")
+    assert fired["labels"]["severity"] == "critical"
+    assert fired["labels"]["instance"] == f"127.0.0.1:{stack.exporter.port}"
+    assert fired["annotations"]["runbook_url"].endswith("/KubevCPUCoresInsufficient.md")
+    assert fired["annotations"]["description"] == (
+        f"127.0.0.1:{stack.exporter.port}: the number of logical cores is 8; the minimum of "
+        "its profile is 16."
+    )
+    screenshot_alerts_page(stack.prometheus, tmp_path)
+
+    # fix the node: all 32 threads back
+    shutil.copy(stack.tree.parent / "cpuinfo.good", stack.tree / "proc" / "cpuinfo")
+    resolved = stack.hook.wait_for("/pager", "KubevCPUCoresInsufficient", "resolved")
+    assert resolved["labels"]["severity"] == "critical"
+
+
+def screenshot_alerts_page(prometheus_url: str, tmp_path: Path) -> None:
+    """Prometheus's alerts page as a browser renders it; Debian ships the classic UI."""
+    url = f"{prometheus_url}/classic/alerts"
+    flags = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--window-size=1280,1000",
+    ]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "prometheus-alerts.png"
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", url], check=True, capture_output=True, timeout=120
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dom = subprocess.run(
+        [*flags, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    # the rendered rows: name, then "(1 active)", tags between them
+    assert re.search(r"KubevCPUCoresInsufficient(\s|<[^>]*>)*\(1 active\)", dom)
+    assert re.search(r"Firing \(1\)", dom)
