@@ -10,7 +10,7 @@ ARGS   ?=
 # Real parts the tests run: Prometheus and promtool, Alertmanager, node_exporter as an
 # independent oracle, dnsmasq, iproute2 for network namespaces, wrk and GNU time for bench/.
 DEBS := prometheus prometheus-alertmanager prometheus-node-exporter dnsmasq-base \
-        iproute2 wrk time util-linux curl openssl chromium
+        iproute2 wrk time util-linux curl openssl chromium python3-venv
 
 .PHONY: run test lint generate check-generated bench debs venv clean
 
@@ -44,12 +44,14 @@ generate: $(STAMP)
 	$(BIN)/python tests/fixtures/build.py write
 	$(BIN)/python -m alerts.generate write
 	$(BIN)/python -m dashboards.generate write
+	$(BIN)/python -m deploy.generate write
 
 check-generated: $(STAMP)
 	$(BIN)/python -m exporter.docs check
 	$(BIN)/python tests/fixtures/build.py check
 	$(BIN)/python -m alerts.generate check
 	$(BIN)/python -m dashboards.generate check
+	$(BIN)/python -m deploy.generate check
 
 test: $(STAMP) debs lint check-generated
 	$(BIN)/pytest

@@ -1,0 +1,40 @@
+# kubev-node-exporter container image.
+# Build: docker build -t kubev-node-exporter .   Run: see docs/deploy.md (it needs the host's
+# /proc, /sys, /dev/kvm and network namespace).
+
+ARG PYTHON=python:3.11-slim-bookworm
+
+# Stage 1: build the wheel (and nothing of the build tools reaches the final image).
+FROM ${PYTHON} AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY exporter ./exporter
+RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+# Stage 2: a virtualenv with the wheel and its dependencies (binary wheels only).
+FROM ${PYTHON} AS venv
+COPY --from=build /wheels /wheels
+RUN python -m venv /opt/kubev \
+ && /opt/kubev/bin/pip install --no-cache-dir --only-binary=:all: /wheels/*.whl \
+ && /opt/kubev/bin/pip uninstall -y pip setuptools wheel
+
+# Stage 3: the runtime: the slim base and the venv; no compiler, no pip.
+FROM ${PYTHON}
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="kubev-node-exporter" \
+      org.opencontainers.image.description="Prometheus exporter: does this node meet the Kube-V (KubeVirt) platform requirements?" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/kubev/kubev-node-exporter" \
+      org.opencontainers.image.documentation="https://github.com/kubev/kubev-node-exporter/blob/main/docs/deploy.md"
+COPY --from=venv /opt/kubev /opt/kubev
+ENV PATH=/opt/kubev/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# Unprivileged by default; the DaemonSet says when and why it runs the container as root.
+USER 65534:65534
+EXPOSE 19100
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:19100/-/healthy', timeout=4).status != 200)"]
+ENTRYPOINT ["kubev-node-exporter"]
+CMD ["serve"]

@@ -1,0 +1,161 @@
+"""The container image's install steps and the systemd unit, proven without a Docker engine:
+the wheel is built and installed into a fresh venv with the Dockerfile's own commands, then
+run as an unprivileged user against a fixture node; the unit passes systemd-analyze."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import DEFAULT_PORT
+from tests.helpers import FIXTURES, free_port, http_get, needs_root, value
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+UNIT = ROOT / "deploy" / "systemd" / "kubev-node-exporter.service"
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's 3.11: a stand-in for the slim base image
+NOBODY = 65534
+
+
+def dockerfile_run(marker: str) -> list[list[str]]:
+    """The commands of the RUN instruction that contains `marker`, split at &&."""
+    for instruction in re.findall(r"^RUN (.+?)(?<!\\)$", DOCKERFILE, re.M | re.S):
+        text = instruction.replace("\\\n", " ")
+        if marker in text:
+            return [shlex.split(part) for part in text.split("&&")]
+    raise AssertionError(f"no RUN with {marker!r} in the Dockerfile")
+
+
+@pytest.fixture(scope="module")
+def host_root() -> Iterator[Path]:
+    """A directory that plays the image's (and a host's) root: /opt/kubev is the venv."""
+    top = Path(tempfile.mkdtemp(prefix="kubev-image-", dir="/tmp"))
+    top.chmod(0o755)
+    wheels = top / "wheels"
+    try:
+        # stage 1, as the Dockerfile runs it (python -m pip wheel ... /wheels .)
+        (build,) = dockerfile_run("pip wheel")
+        assert build[:4] == ["python", "-m", "pip", "wheel"]
+        build = [SYSTEM_PYTHON if a == "python" else a for a in build]
+        build = [str(wheels) if a == "/wheels" else a for a in build]
+        subprocess.run(build, cwd=ROOT, check=True, capture_output=True)
+        # stage 2: the venv at /opt/kubev
+        steps = dockerfile_run("python -m venv")
+        for step in steps:
+            step = [SYSTEM_PYTHON if a == "python" else a for a in step]
+            step = [a.replace("/opt/kubev", str(top / "opt" / "kubev")) for a in step]
+            step = [
+                str(p)
+                for a in step
+                for p in (sorted(wheels.glob("*.whl")) if a == "/wheels/*.whl" else [a])
+            ]
+            subprocess.run(step, check=True, capture_output=True)
+        yield top
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_dockerfile_facts() -> None:
+    assert f"EXPOSE {DEFAULT_PORT}" in DOCKERFILE
+    assert re.search(rf"^USER {NOBODY}:{NOBODY}$", DOCKERFILE, re.M)
+    assert "HEALTHCHECK" in DOCKERFILE and "/-/healthy" in DOCKERFILE
+    assert DOCKERFILE.count("FROM ") == 3  # build, venv, runtime
+    assert "org.opencontainers.image.version" in DOCKERFILE
+    dockerignore = (ROOT / ".dockerignore").read_text()
+    assert dockerignore.splitlines()[1] == "*"
+
+
+def test_final_venv_has_no_build_tools(host_root: Path) -> None:
+    bin_dir = host_root / "opt" / "kubev" / "bin"
+    assert (bin_dir / "kubev-node-exporter").exists()
+    assert not (bin_dir / "pip").exists()
+    assert not list((host_root / "opt" / "kubev").rglob("setuptools/__init__.py"))
+
+
+@needs_root
+def test_installed_console_script_runs_unprivileged(host_root: Path) -> None:
+    tree = host_root / "node"
+    shutil.copytree(FIXTURES / "compliant", tree)
+    for path in [tree, *tree.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (tree / "dev").mkdir()
+    os.mknod(tree / "dev" / "kvm", 0o600 | 0o020000, os.makedev(10, 232))  # root's, 0600
+    port = free_port()
+    cmd = [
+        str(host_root / "opt" / "kubev" / "bin" / "kubev-node-exporter"),
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--path.procfs={tree}/proc",
+        f"--path.sysfs={tree}/sys",
+        f"--path.rootfs={tree}/root",
+        f"--path.dev={tree}/dev",
+        "--no-collector.dns",
+        "--no-collector.ports",
+        "--no-collector.ovn",
+    ]
+    proc = subprocess.Popen(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    try:
+        for _ in range(200):
+            try:
+                if http_get(f"http://127.0.0.1:{port}/-/ready").status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        uid = re.search(r"^Uid:\s+(\d+)", Path(f"/proc/{proc.pid}/status").read_text(), re.M)
+        assert uid and int(uid.group(1)) == NOBODY
+        text = http_get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert value(text, "kubev_cpu_logical_cores") == 32
+    assert value(text, "kubev_kvm_device_present") == 1
+    assert value(text, "kubev_kvm_usable") == 0  # nobody may not open root's 0600 /dev/kvm
+    assert "Permission denied" in err
+    assert proc.returncode == 0
+
+
+@needs_root
+def test_systemd_unit_verifies(host_root: Path) -> None:
+    systemd = host_root / "usr" / "lib" / "systemd"
+    systemd.mkdir(parents=True, exist_ok=True)
+    shutil.copytree("/lib/systemd/system", systemd / "system", dirs_exist_ok=True, symlinks=True)
+    shutil.copy(UNIT, systemd / "system" / UNIT.name)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", f"--root={host_root}", UNIT.name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", f"--root={host_root}", UNIT.name],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    exposure = re.search(r"Overall exposure level for \S+: ([\d.]+)", security)
+    assert exposure and float(exposure.group(1)) <= 2.5, security[-500:]
+
+
+def test_a_typo_in_the_unit_is_caught(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.service"
+    broken.write_text(UNIT.read_text().replace("ProtectSystem=", "ProtectSystm="))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(broken)], capture_output=True, text=True, check=False
+    )
+    assert "ProtectSystm" in done.stdout + done.stderr
