@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from exporter.hints import HINTS
 from exporter.spec import (
     DISK_IO_LATENCY_WARNING_SECONDS,
     DNS_SLOW_SECONDS,
@@ -166,6 +167,7 @@ ALERTS: tuple[Alert, ...] = (
             "`kubectl get node NODE -o jsonpath='{.status.allocatable}'`.",
         ),
         mitigation=(
+            HINTS["kvm"].text,
             "Enable VT-x / AMD-V in the BIOS/UEFI, then `modprobe kvm_intel` or `modprobe kvm_amd`.",
             "If the node is itself a VM, enable nested virtualization on its hypervisor.",
             "If only the exporter lacks access: run it with the KubeVirt device plugin resource "
@@ -232,6 +234,7 @@ ALERTS: tuple[Alert, ...] = (
             "On the node: `grep -cwE 'vmx|svm' /proc/cpuinfo`, `lscpu | grep -i virtualization`.",
         ),
         mitigation=(
+            HINTS["virtualization_extensions"].text,
             "Bare metal: enable Intel VT-x / AMD-V (SVM) in the firmware setup and reboot.",
             "VM: enable nested virtualization (for KVM hosts `kvm_intel nested=1` or "
             "`kvm_amd nested=1`; for cloud instances, a nested-capable instance type).",
@@ -283,6 +286,7 @@ ALERTS: tuple[Alert, ...] = (
             "Are CPUs offline? `cat /sys/devices/system/cpu/offline`; SMT disabled?",
         ),
         mitigation=(
+            HINTS["cpu_cores"].text,
             "Move the node to hardware with more cores, bring offline CPUs online, or judge it "
             "by the `testing` profile if it is not meant for production.",
         ),
@@ -352,7 +356,10 @@ ALERTS: tuple[Alert, ...] = (
             "`grep MemTotal /proc/meminfo` and `dmidecode -t memory` on the node.",
             "Is memory reserved by hugepages or crashkernel? `cat /proc/cmdline`.",
         ),
-        mitigation=("Add RAM, or move the node to the `testing` profile if it is a test node.",),
+        mitigation=(
+            HINTS["memory"].text,
+            "Add RAM, or move the node to the `testing` profile if it is a test node.",
+        ),
         cases=(
             Case(
                 _req_series(
@@ -449,6 +456,7 @@ ALERTS: tuple[Alert, ...] = (
             "Virtual disks often claim rotational=1: check what backs them.",
         ),
         mitigation=(
+            HINTS["storage_solid_state"].text,
             "Put VM storage on SSD/NVMe; or narrow `checks.disk.devices.include` to the disks "
             "that hold VM storage if the HDD holds something else.",
         ),
@@ -494,7 +502,10 @@ ALERTS: tuple[Alert, ...] = (
             "On the node: `iostat -x 5`, `fio --name=fsync --rw=write --bs=4k --fsync=1 "
             "--size=64m --directory=/var/lib/kubelet`.",
         ),
-        mitigation=("Move the storage path to faster media; find and stop the noisy neighbour.",),
+        mitigation=(
+            HINTS["disk_latency"].text,
+            "Move the storage path to faster media; find and stop the noisy neighbour.",
+        ),
         cases=(
             Case(
                 _req_series(
@@ -650,7 +661,10 @@ ALERTS: tuple[Alert, ...] = (
             "`kubev_network_speed_bytes` per interface; `ethtool IFACE` on the node "
             "(negotiated speed, cabling, switch port).",
         ),
-        mitigation=("Fix auto-negotiation or cabling; use a 10G NIC for VM traffic.",),
+        mitigation=(
+            HINTS["nic_speed"].text,
+            "Fix auto-negotiation or cabling; use a 10G NIC for VM traffic.",
+        ),
         cases=(
             Case(
                 _req_series(
@@ -831,6 +845,7 @@ ALERTS: tuple[Alert, ...] = (
             "logs (`crictl ps`, `crictl logs`).",
         ),
         mitigation=(
+            HINTS["ports"].text,
             "Restart or fix the component; open the port in host and network "
             "firewalls; if this node's role does not need it, set the role or "
             "`checks.ports.expectations`.",
@@ -945,6 +960,7 @@ ALERTS: tuple[Alert, ...] = (
             "-o wide | grep kube-ovn`.",
         ),
         mitigation=(
+            HINTS["ovn_endpoints"].text,
             "Restart the failing Kube-OVN pod; with secure serving, give the exporter "
             "a bearer token and CA (`checks.ovn`).",
         ),
@@ -1000,7 +1016,10 @@ ALERTS: tuple[Alert, ...] = (
             "The exporter's log says why; on the node: `getent hosts NAME`, "
             "`cat /etc/resolv.conf`, `dig NAME @NAMESERVER`.",
         ),
-        mitigation=("Fix the resolver configuration or the DNS server; add the name to DNS.",),
+        mitigation=(
+            HINTS["dns"].text,
+            "Fix the resolver configuration or the DNS server; add the name to DNS.",
+        ),
         cases=(
             Case(
                 {f'kubev_dns_resolution_success{{{NODE1},name="api.example.com"}}': "0x10"},

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from exporter import __version__, config, logs
+from exporter import __version__, config, logs, preflight
 from exporter.checks import CHECKS, Check
 from exporter.exposition import Identity
 from exporter.paths import Paths
@@ -31,7 +31,7 @@ from exporter.spec import Profile, Role
 #: Outside 9100-9999 (Prometheus's exporter port allocations, all taken) and clear of
 #: every port in the platform's port table.
 DEFAULT_PORT = 19100
-COMMANDS = ("serve",)
+COMMANDS = ("serve", "check")
 
 log = logging.getLogger("exporter")
 
@@ -111,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="path under which to expose metrics",
     )
+    check = sub.add_parser(
+        "check",
+        parents=[common],
+        help="run every enabled check once and print the readiness report; exit 0 when every "
+        "minimum is met, 1 when one is not or a check fails, 2 on bad usage or config",
+    )
+    check.add_argument(
+        "--output",
+        choices=["table", "json"],
+        default="table",
+        help="table (for people) or json (schema: docs/check-output.schema.json)",
+    )
+    # the report says everything; the log keeps to real trouble unless asked
+    check.set_defaults(log_level="error")
     return parser
 
 
@@ -215,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = resolve_config(args)
         paths = Paths(args.path_procfs, args.path_sysfs, args.path_rootfs, args.path_dev)
+        if args.command == "check":
+            return preflight.run(cfg, build_checks(cfg, paths), node_name(cfg), args.output)
         addresses = [parse_listen_address(a) for a in args.listen or [f":{DEFAULT_PORT}"]]
         check_telemetry_path(args.telemetry_path)
     except (config.ConfigError, UsageError) as e:

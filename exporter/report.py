@@ -1,7 +1,7 @@
-"""The HTML page at /: verdicts and check health from the latest snapshot.
+"""The HTML readiness report at /: the same rows as `check`, from the latest snapshot.
 
-Self-contained (no external fonts, scripts or styles: nodes are often air-gapped), and
-every value from the node is escaped.
+Self-contained (no external fonts, scripts or styles: nodes are often air-gapped), readable
+on a phone (rows stack) and a wide screen, and every value from the node is escaped.
 """
 
 from __future__ import annotations
@@ -9,50 +9,84 @@ from __future__ import annotations
 import time
 from html import escape
 
-from exporter.exposition import Identity
-from exporter.runtime import Snapshot
+from exporter.readiness import AREAS, VERDICTS, Report
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:1rem auto;max-width:60rem;padding:0 1rem;color:#222}
-table{border-collapse:collapse;width:100%;margin:1rem 0}
-th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd}
-.met{color:#17663a;font-weight:600}.unmet{color:#b00020;font-weight:600}
-code{background:#f4f4f4;padding:0 .2rem}
+:root{--pass:#17663a;--warn:#8a5a00;--fail:#b00020;--error:#6a1b9a;--unknown:#215f7a}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:72rem;
+padding:1rem;color:#1d1d1f;line-height:1.4}
+h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.1rem;margin:1.4rem 0 .4rem}
+.meta{color:#555}.meta code{background:#f2f2f2;padding:0 .25rem;border-radius:3px}
+.summary{display:flex;flex-wrap:wrap;gap:.5rem;margin:.8rem 0}
+.count{padding:.3rem .7rem;border-radius:1rem;color:#fff;font-weight:600}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid #e3e3e3;vertical-align:top}
+th{font-size:.85rem;color:#555}
+.verdict{font-weight:700;white-space:nowrap}
+.PASS{color:var(--pass)}.WARN{color:var(--warn)}.FAIL{color:var(--fail)}
+.ERROR{color:var(--error)}.UNKNOWN{color:var(--unknown)}
+.bg-PASS{background:var(--pass)}.bg-WARN{background:var(--warn)}.bg-FAIL{background:var(--fail)}
+.bg-ERROR{background:var(--error)}.bg-UNKNOWN{background:var(--unknown)}
+.detail{color:#444;font-size:.9rem}.hint{font-size:.9rem}
+@media (max-width:40rem){
+ thead{display:none}
+ table,tbody,tr,td{display:block;width:100%}
+ tr{border:1px solid #e3e3e3;border-radius:6px;margin:.5rem 0;padding:.3rem}
+ td{border:none;padding:.2rem .4rem}
+ td[data-label]::before{content:attr(data-label) ": ";color:#666;font-size:.8rem}
+}
 """
 
 
-def render(snapshot: Snapshot, identity: Identity, telemetry_path: str) -> str:
-    updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(snapshot.updated))
-    rows = []
-    for v in snapshot.verdicts:
-        req = v.requirement
-        verdict = '<td class="met">met</td>' if v.met else '<td class="unmet">not met</td>'
-        rows.append(
-            f"<tr><td>{escape(req.title)}</td><td>{escape(v.level.value)}</td>"
-            f"<td>{escape(req.format(v.observed))}</td>"
-            f"<td>{escape(req.comparison.value)} {escape(req.format(v.threshold))}</td>"
-            f"{verdict}</tr>"
+def render(report: Report, telemetry_path: str) -> str:
+    updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.generated_at))
+    counts = report.counts()
+    badges = "".join(
+        f'<span class="count bg-{v}" data-verdict="{v}">{counts[v]} {v}</span>' for v in VERDICTS
+    )
+    sections = []
+    for area, (label, _) in AREAS.items():
+        rows = [r for r in report.rows if r.area == area]
+        if not rows:
+            continue
+        body = []
+        for r in rows:
+            help_ = ""
+            if r.hint:
+                help_ = (
+                    f'<div class="hint">{escape(r.hint)} '
+                    f'<a href="{escape(r.runbook_url)}">runbook</a></div>'
+                )
+            detail = f'<div class="detail">{escape(r.detail)}</div>' if r.detail else ""
+            body.append(
+                f'<tr data-requirement="{escape(r.requirement)}">'
+                f'<td class="verdict {r.verdict}" data-label="Verdict">{r.verdict}</td>'
+                f'<td data-label="Requirement">{escape(r.title)}{detail}{help_}</td>'
+                f'<td data-label="Observed">{escape(r.observed_text)}</td>'
+                f'<td data-label="Minimum">{escape(r.minimum)}</td>'
+                f'<td data-label="Recommended">{escape(r.recommended)}</td></tr>'
+            )
+        sections.append(
+            f"<h2>{escape(label)}</h2><table><thead><tr><th>Verdict</th><th>Requirement</th>"
+            f"<th>Observed</th><th>Minimum</th><th>Recommended</th></tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>"
         )
-    checks = []
-    for name, state in snapshot.states.items():
-        status = "ok" if state.success else ("pending" if not state.has_run else "failed")
-        cls = "met" if state.success else "unmet"
-        checks.append(
-            f'<tr><td>{escape(name)}</td><td class="{cls}">{status}</td>'
-            f"<td>{escape(state.error or '')}</td></tr>"
-        )
+    outcome = (
+        "Every minimum requirement is met."
+        if report.exit_code == 0
+        else "A minimum requirement is not met, or a check failed."
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>kubev-node-exporter: {escape(identity.node)}</title><style>{_STYLE}</style></head>
-<body><h1>kubev-node-exporter</h1>
-<p>Node <code>{escape(identity.node)}</code>, role <code>{escape(identity.role.value)}</code>,
-profile <code>{escape(identity.profile.value)}</code>. Updated {escape(updated)}.
+<title>Kube-V readiness: {escape(report.node)}</title><style>{_STYLE}</style></head>
+<body><h1>Kube-V readiness of <code>{escape(report.node)}</code></h1>
+<p class="meta">Profile <code>{escape(report.profile)}</code>, role
+<code>{escape(report.role)}</code>. Updated <time>{escape(updated)}</time>.
 <a href="{escape(telemetry_path)}">Metrics</a></p>
-<h2>Requirements</h2>
-<table><tr><th>Requirement</th><th>Level</th><th>Observed</th><th>Threshold</th><th>Verdict</th></tr>
-{"".join(rows)}</table>
-<h2>Checks</h2>
-<table><tr><th>Check</th><th>Status</th><th>Error</th></tr>{"".join(checks)}</table>
+<div class="summary">{badges}</div>
+<p id="outcome">{escape(outcome)}</p>
+{"".join(sections)}
 </body></html>
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from exporter import report
+from exporter import readiness, report
 from exporter.exposition import Exposition, Identity
 from exporter.runtime import Runtime
 
@@ -44,7 +44,9 @@ def make_app(
         body = page_cache.get(snapshot.generation)
         if body is None:
             page_cache.clear()
-            body = report.render(snapshot, identity, telemetry_path).encode()
+            body = report.render(
+                readiness.build(snapshot, runtime.config, identity.node), telemetry_path
+            ).encode()
             page_cache[snapshot.generation] = body
         return web.Response(body=body, content_type="text/html", charset="utf-8")
 

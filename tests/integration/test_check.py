@@ -1,0 +1,265 @@
+"""`kubev-node-exporter check` and the HTML report on the fixture node shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.helpers import (
+    ARTIFACTS,
+    ROOT,
+    SHAPE_PROFILES,
+    fixture_args,
+    needs_root,
+    node_tree,
+    running,
+)
+
+SCHEMA = json.loads((ROOT / "docs" / "check-output.schema.json").read_text())
+HOST_CHECKS_ONLY = ["--no-collector.ports", "--no-collector.ovn", "--no-collector.dns"]
+
+
+@pytest.fixture
+def shm_tmp() -> Iterator[Path]:
+    """Trees on tmpfs: the fsync probe there is fast on any machine, so the compliant node's
+    storage latency verdict does not depend on the disk under the test."""
+    path = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def check(
+    shape: str, tmp: Path, *extra: str, env: dict[str, str] | None = None, tree: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    tree = tree or node_tree(shape, tmp)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "check",
+            *fixture_args(tree),
+            f"--profile={SHAPE_PROFILES[shape]}",
+            "--role=worker",
+            *HOST_CHECKS_ONLY,
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NODE_NAME": f"{shape}-node", **(env or {})},
+        check=False,
+    )
+
+
+def verdicts(report: dict[str, object]) -> dict[str, str]:
+    return {r["requirement"]: r["verdict"] for r in report["rows"]}  # type: ignore[index,union-attr]
+
+
+@needs_root
+def test_compliant_node_passes_everything(shm_tmp: Path) -> None:
+    done = check("compliant", shm_tmp, "--output=json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, SCHEMA)
+    assert set(verdicts(report).values()) == {"PASS"}
+    assert len(report["rows"]) == 7
+    assert report["summary"] == {"pass": 7, "warn": 0, "fail": 0, "error": 0, "unknown": 0}
+    assert all(r["hint"] == "" for r in report["rows"])
+
+
+def test_undersized_node_fails_exactly_what_it_lacks(shm_tmp: Path) -> None:
+    done = check("undersized", shm_tmp, "--output=json")
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, SCHEMA)
+    assert verdicts(report) == {
+        "virtualization_extensions": "WARN",  # testing profile: recommended only
+        "kvm": "FAIL",
+        "cpu_cores": "FAIL",
+        "memory": "FAIL",
+        "storage_solid_state": "WARN",
+        "disk_latency": "PASS",
+        "nic_speed": "FAIL",
+    }
+    rows = {r["requirement"]: r for r in report["rows"]}
+    assert rows["cpu_cores"]["observed_text"] == "4 cores"
+    assert rows["cpu_cores"]["minimum"] == ">= 8 cores"
+    assert rows["nic_speed"]["observed_text"] == "0.1 Gb/s"
+    assert rows["storage_solid_state"]["detail"] == "rotational: sda"
+    assert rows["kvm"]["detail"].endswith(
+        "/dev/kvm does not exist: load kvm_intel or kvm_amd, enable VT-x/AMD-V"
+    )
+    assert rows["kvm"]["runbook_url"].endswith("/KubevKVMUnusable.md")
+    assert rows["kvm"]["hint"].startswith("Enable VT-x/AMD-V")
+
+
+def test_broken_node_shows_errors(shm_tmp: Path) -> None:
+    done = check("broken", shm_tmp, "--output=json")
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, SCHEMA)
+    rows = {r["requirement"]: r for r in report["rows"]}
+    for requirement in ("cpu_cores", "memory"):
+        assert rows[requirement]["verdict"] == "ERROR"
+        assert rows[requirement]["detail"].endswith("/proc/meminfo: no MemTotal line")
+    assert rows["virtualization_extensions"]["verdict"] == "UNKNOWN"  # cpuinfo has no flags
+    assert rows["storage_solid_state"]["verdict"] == "UNKNOWN"  # no queue/rotational
+    assert rows["disk_latency"]["verdict"] == "UNKNOWN"  # the storage path does not exist
+    assert rows["nic_speed"]["verdict"] == "UNKNOWN"
+    assert rows["kvm"]["verdict"] == "FAIL"  # /dev/kvm is a regular file
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["compute"]["success"] is False
+
+
+def test_table_output_and_colour(shm_tmp: Path) -> None:
+    tree = node_tree("undersized", shm_tmp)
+    piped = check("undersized", shm_tmp, tree=tree)
+    assert piped.returncode == 1
+    assert "\033[" not in piped.stdout and "checking" not in piped.stderr
+    assert re.search(
+        r"^  FAIL +CPU cores +4 cores +min >= 8 cores +rec >= 16 cores$", piped.stdout, re.M
+    )
+    assert "-> Use a machine with more cores" in piped.stdout
+    assert (
+        piped.stdout.rstrip().endswith(
+            "3 PASS, 0 WARN, 0 FAIL, 0 ERROR, 0 UNKNOWN: every minimum is met (exit 0)"
+        )
+        is False
+    )
+    assert "4 FAIL" in piped.stdout.splitlines()[-1]
+
+    # on a terminal (script(1) gives it one): colour, and progress on stderr
+    cmd = " ".join(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "check",
+            *fixture_args(tree),
+            "--profile=testing",
+            *HOST_CHECKS_ONLY,
+        ]
+    )
+    tty = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "\033[1;31mFAIL" in tty.stdout
+    assert "checking" in tty.stdout  # script merges the terminal's stderr into its output
+    no_colour = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert "\033[1;31m" not in no_colour.stdout and "FAIL" in no_colour.stdout
+
+
+def test_bad_config_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "c.yaml"
+    bad.write_text("profile: staging\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "exporter", "check", f"--config.file={bad}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "profile: must be one of testing, production" in done.stderr
+    assert done.stdout == ""
+
+
+class _Dom(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts = 0
+        self.text: list[str] = []
+        self.verdicts: list[str] = []
+        self._in_verdict = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.scripts += tag == "script"
+        classes = (dict(attrs).get("class") or "").split()
+        self._in_verdict = tag == "td" and "verdict" in classes
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._in_verdict:
+            self.verdicts.append(data.strip())
+            self._in_verdict = False
+
+
+def chromium(url: str, tmp: Path, *action: str) -> str:
+    flags = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'chromium'}",
+    ]
+    return subprocess.run(
+        [*flags, *action, url], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+
+
+@needs_root
+@pytest.mark.parametrize("shape", sorted(SHAPE_PROFILES))
+def test_html_report_in_a_browser(shape: str, shm_tmp: Path) -> None:
+    tree = node_tree(shape, shm_tmp)
+    if shape == "compliant":  # a NIC whose name is markup must show as text
+        net = tree / "sys" / "class" / "net"
+        (net / "eno1").rename(net / "<script>")
+    expected = json.loads(check(shape, shm_tmp, "--output=json", tree=tree).stdout)
+    args = [
+        *fixture_args(tree),
+        f"--profile={SHAPE_PROFILES[shape]}",
+        "--role=worker",
+        *HOST_CHECKS_ONLY,
+    ]
+    with running(args, env={"NODE_NAME": f"{shape}-node"}) as exporter:
+        dom = chromium(exporter.url + "/", shm_tmp, "--dump-dom")
+        ARTIFACTS.mkdir(exist_ok=True)
+        for name, size in (("wide", "1280,1000"), ("phone", "390,844")):
+            shot = ARTIFACTS / f"report-{shape}-{name}.png"
+            chromium(exporter.url + "/", shm_tmp, f"--screenshot={shot}", f"--window-size={size}")
+            assert shot.read_bytes()[:4] == b"\x89PNG"
+    parsed = _Dom()
+    parsed.feed(dom)
+    assert parsed.scripts == 0
+    want = [r["verdict"] for r in expected["rows"]]
+    assert parsed.verdicts == want
+    text = "".join(parsed.text)
+    assert f"{shape}-node" in text
+    for verdict, count in expected["summary"].items():
+        assert f"{count} {verdict.upper()}" in text
+    if shape == "compliant":
+        assert "fastest link up: <script>" in text
