@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--log.level",
         dest="log_level",
         choices=list(logs.LEVELS),
-        default="info",
-        help="least severe level logged (default: info)",
+        default=None,
+        help="least severe level logged (default: info; for check: error)",
     )
     common.add_argument(
         "--log.format",
@@ -123,8 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         help="table (for people) or json (schema: docs/check-output.schema.json)",
     )
-    # the report says everything; the log keeps to real trouble unless asked
-    check.set_defaults(log_level="error")
     return parser
 
 
@@ -225,7 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on bad usage, 0 on --help
         return int(e.code or 0)
-    logs.setup(args.log_level, args.log_format)
+    # check's report says everything: its log keeps to real trouble unless asked.
+    # (Not set_defaults on the subparser: argparse shares the parent's actions, and the
+    # default would change for serve too.)
+    logs.setup(args.log_level or ("error" if args.command == "check" else "info"), args.log_format)
     try:
         cfg = resolve_config(args)
         paths = Paths(args.path_procfs, args.path_sysfs, args.path_rootfs, args.path_dev)

@@ -148,3 +148,29 @@ def test_two_listen_addresses(tmp_path: Path) -> None:
     with running(args) as e:
         assert http_get(f"http://127.0.0.1:{second}/-/healthy").status == 200
         assert e.get("/-/healthy").status == 200
+
+
+def test_log_level_defaults_per_command(tmp_path: Path) -> None:
+    """serve logs at info by default; check keeps its stderr for real trouble."""
+    tree = node_tree("broken", tmp_path)
+    with running(fixture_args(tree)) as exporter:
+        pass
+    assert 'msg="check failed"' in exporter.stderr
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "check",
+            *fixture_args(tree),
+            "--no-collector.ports",
+            "--no-collector.ovn",
+            "--no-collector.dns",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stderr == ""
