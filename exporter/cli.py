@@ -27,6 +27,8 @@ from exporter.paths import Paths
 from exporter.runtime import Runtime
 from exporter.server import make_app
 from exporter.spec import Profile, Role
+from exporter.webconfig import WebSecurity
+from exporter.webguard import Guard, Limits
 
 #: Outside 9100-9999 (Prometheus's exporter port allocations, all taken) and clear of
 #: every port in the platform's port table.
@@ -105,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"address to listen on, repeatable (default: :{DEFAULT_PORT})",
     )
     serve.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        type=Path,
+        metavar="FILE",
+        help="TLS and basic auth, exporter-toolkit format; re-read on SIGHUP",
+    )
+    serve.add_argument(
+        "--web.max-requests",
+        dest="max_requests",
+        type=int,
+        default=Limits.max_requests,
+        metavar="N",
+        help=f"requests handled at once; more wait, then get 503 (default: {Limits.max_requests})",
+    )
+    serve.add_argument(
         "--web.telemetry-path",
         dest="telemetry_path",
         default="/metrics",
@@ -173,15 +190,24 @@ async def serve(
     cfg: config.Config,
     paths: Paths,
     addresses: list[tuple[str | None, int]],
+    security: WebSecurity,
 ) -> int:
     identity = Identity(node=node_name(cfg), role=cfg.role, profile=cfg.profile)
     runtime = Runtime(cfg, build_checks(cfg, paths))
-    app = make_app(runtime, identity, args.telemetry_path)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    limits = Limits(max_requests=args.max_requests)
+    guard = Guard(limits)
+    app = make_app(runtime, identity, args.telemetry_path, [guard.middleware, security.middleware])
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, keepalive_timeout=75, **limits.handler_args()
+    )
     await runner.setup()
+    assert runner.server is not None
+    guard.attach(runner.server)
     try:
         for host, port in addresses:
-            await web.TCPSite(runner, host, port, backlog=1024).start()
+            await web.TCPSite(
+                runner, host, port, backlog=1024, ssl_context=security.ssl_context
+            ).start()
     except OSError as e:
         log.error("cannot listen", extra={"kv": {"err": e.strerror or str(e)}})
         await runner.cleanup()
@@ -192,6 +218,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, security.reload)
     runtime.start()
     log.info(
         "serving",
@@ -234,7 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return preflight.run(cfg, build_checks(cfg, paths), node_name(cfg), args.output)
         addresses = [parse_listen_address(a) for a in args.listen or [f":{DEFAULT_PORT}"]]
         check_telemetry_path(args.telemetry_path)
+        if args.max_requests < 1:
+            raise UsageError(f"--web.max-requests: must be at least 1, got {args.max_requests}")
+        security = WebSecurity(args.web_config)
     except (config.ConfigError, UsageError) as e:
         print(f"kubev-node-exporter: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(args, cfg, paths, addresses))
+    return asyncio.run(serve(args, cfg, paths, addresses, security))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from exporter import readiness, report
 from exporter.exposition import Exposition, Identity
@@ -23,7 +26,10 @@ def accepts_gzip(header: str) -> bool:
 
 
 def make_app(
-    runtime: Runtime, identity: Identity, telemetry_path: str = "/metrics"
+    runtime: Runtime,
+    identity: Identity,
+    telemetry_path: str = "/metrics",
+    middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
     exposition = Exposition(identity)
     runtime.subscribe(exposition.warm)
@@ -59,7 +65,8 @@ def make_app(
         pending = [n for n, s in runtime.snapshot.states.items() if not s.has_run]
         return web.Response(status=503, text=f"waiting for first run of: {', '.join(pending)}\n")
 
-    app = web.Application()
+    # no endpoint reads a body or takes a target from the request: GET/HEAD only, known paths
+    app = web.Application(middlewares=list(middlewares), client_max_size=1024)
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/", index)
     app.router.add_get("/-/healthy", healthy)
