@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -122,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"requests handled at once; more wait, then get 503 (default: {Limits.max_requests})",
     )
     serve.add_argument(
+        "--web.read-header-timeout",
+        dest="read_header_timeout",
+        default=f"{Limits.read_header_timeout:g}s",
+        metavar="DURATION",
+        help=f"time a client has to send a request head (default: {Limits.read_header_timeout:g}s)",
+    )
+    serve.add_argument(
         "--web.telemetry-path",
         dest="telemetry_path",
         default="/metrics",
@@ -155,6 +164,14 @@ def parse_listen_address(text: str) -> tuple[str | None, int]:
         except ValueError:
             raise UsageError(f"--web.listen-address: {text!r} has a bad IPv6 address") from None
     return (host or None), int(port_text)
+
+
+def raise_fd_limit() -> None:
+    """Every connection is a file descriptor: allow as many as the hard limit does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def check_telemetry_path(path: str) -> None:
@@ -194,7 +211,8 @@ async def serve(
 ) -> int:
     identity = Identity(node=node_name(cfg), role=cfg.role, profile=cfg.profile)
     runtime = Runtime(cfg, build_checks(cfg, paths))
-    limits = Limits(max_requests=args.max_requests)
+    limits = Limits(max_requests=args.max_requests, read_header_timeout=args.read_header_timeout)
+    raise_fd_limit()
     guard = Guard(limits)
     app = make_app(runtime, identity, args.telemetry_path, [guard.middleware, security.middleware])
     runner = web.AppRunner(
@@ -263,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_telemetry_path(args.telemetry_path)
         if args.max_requests < 1:
             raise UsageError(f"--web.max-requests: must be at least 1, got {args.max_requests}")
+        args.read_header_timeout = config.parse_duration(
+            args.read_header_timeout, "--web.read-header-timeout"
+        )
         security = WebSecurity(args.web_config)
     except (config.ConfigError, UsageError) as e:
         print(f"kubev-node-exporter: {e}", file=sys.stderr)

@@ -23,7 +23,7 @@ class Limits:
     max_requests: int = 40
     queue_seconds: float = 5.0
     #: open connections at once; more are closed on arrival
-    max_connections: int = 512
+    max_connections: int = 2048
     #: a client must send a whole request head within this, after connecting or after
     #: its previous response (slow-loris protection)
     read_header_timeout: float = 10.0
