@@ -58,6 +58,9 @@ class CheckSettings:
     timeout: float = 5.0
     #: on failure, keep serving the last good values instead of dropping them
     keep_last_good: bool = False
+    #: cardinality cap: at most this many devices / interfaces / ports / names per run;
+    #: the rest is dropped and counted in kubev_check_items_dropped
+    max_items: int = 256
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,11 +133,11 @@ class Config:
     node_address: str = "auto"
     kvm: CheckSettings = CheckSettings(interval=60.0, timeout=5.0)
     compute: CheckSettings = CheckSettings(interval=15.0, timeout=5.0)
-    disk: DiskSettings = DiskSettings(interval=15.0, timeout=10.0)
-    network: NetworkSettings = NetworkSettings(interval=15.0, timeout=5.0)
-    ports: PortsSettings = PortsSettings(interval=15.0, timeout=10.0)
+    disk: DiskSettings = DiskSettings(interval=15.0, timeout=10.0, max_items=256)
+    network: NetworkSettings = NetworkSettings(interval=15.0, timeout=5.0, max_items=512)
+    ports: PortsSettings = PortsSettings(interval=15.0, timeout=10.0, max_items=4096)
     ovn: OvnSettings = OvnSettings(interval=30.0, timeout=5.0)
-    dns: DnsSettings = DnsSettings(interval=30.0, timeout=5.0)
+    dns: DnsSettings = DnsSettings(interval=30.0, timeout=5.0, max_items=64)
     source: str = field(default="embedded defaults", compare=False)
 
     def port_expectation(self, row: PortRange) -> Expectation:
@@ -367,6 +370,7 @@ def _check_common(section: _Section, default: CheckSettings) -> dict[str, Any]:
         # a shorter interval alone pulls the default timeout down with it
         "timeout": section.get("timeout", parse_duration, min(default.timeout, interval)),
         "keep_last_good": section.get("keep_last_good", _bool, default.keep_last_good),
+        "max_items": section.get("max_items", _positive_int, default.max_items),
     }
     if common["timeout"] > common["interval"]:
         raise ConfigError(

@@ -72,6 +72,14 @@ CHECK_RUNS = _m(
     ("check", "result"),
     "exporter",
 )
+ITEMS_DROPPED = _m(
+    "kubev_check_items_dropped",
+    "gauge",
+    "Devices, interfaces, ports or names the check's last run left out "
+    "because of its max_items cap.",
+    ("check", "kind"),
+    "exporter",
+)
 REQUIREMENT_MET = _m(
     "kubev_requirement_met",
     "gauge",

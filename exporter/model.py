@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from exporter.metrics import MetricDef
+from exporter.metrics import ITEMS_DROPPED, MetricDef
+
+T = TypeVar("T")
 
 
 class CheckError(Exception):
@@ -75,6 +78,17 @@ class OutputBuilder:
         self._samples.extend(other._samples)
         self._observations.update(other._observations)
         self.notes(other._notes)
+
+    def cap(self, items: Sequence[T], limit: int, check: str, kind: str) -> Sequence[T]:
+        """At most `limit` items; the number dropped is a metric (0 when none are)."""
+        dropped = max(0, len(items) - limit)
+        self.add(ITEMS_DROPPED, dropped, check=check, kind=kind)
+        if dropped:
+            self.note(
+                f"{len(items)} {kind} exceed the cap of {limit}: {dropped} dropped "
+                "(raise max_items or narrow the filter)"
+            )
+        return items[:limit]
 
     def build(self) -> CheckOutput:
         return CheckOutput(

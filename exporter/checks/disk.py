@@ -216,9 +216,8 @@ class DiskCheck(Check):
             raise CheckError(f"{block}: {e.strerror}") from None
         kinds: list[str] = []
         seen = set()
-        for name in names:
-            if not self.disk_settings.devices.matches(name):
-                continue
+        selected = [n for n in names if self.disk_settings.devices.matches(n)]
+        for name in out.cap(selected, self.disk_settings.max_items, "disk", "devices"):
             seen.add(name)
             rotational_text = read_optional(block / name / "queue" / "rotational")
             model = (read_optional(block / name / "device" / "model") or "").strip()

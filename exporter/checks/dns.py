@@ -93,9 +93,10 @@ class DnsCheck(Check):
         return Lookup(name, True, time.perf_counter() - started, None)
 
     async def run(self) -> CheckOutput:
-        lookups = await asyncio.gather(*(self._lookup(n) for n in self.names()))
-        nodelocal = await self.gate.run(lambda: nodelocal_cache(self.paths))
         out = OutputBuilder()
+        names = out.cap(self.names(), self.config.dns.max_items, "dns", "names")
+        lookups = await asyncio.gather(*(self._lookup(n) for n in names))
+        nodelocal = await self.gate.run(lambda: nodelocal_cache(self.paths))
         for lookup in lookups:
             out.add(metrics.DNS_SUCCESS, lookup.ok, name=lookup.name)
             out.add(metrics.DNS_DURATION, lookup.seconds, name=lookup.name)

@@ -138,11 +138,13 @@ class NetworkCheck(BlockingCheck):
         links = read_netlink_links() if self.source() == "netlink" else read_sysfs_links(self.paths)
         out = OutputBuilder()
         best: int | None = None
-        for link in links:
-            if not settings.interfaces.matches(link.name):
-                continue
-            if settings.physical_only and not link.physical:
-                continue
+        selected = [
+            link
+            for link in links
+            if settings.interfaces.matches(link.name)
+            and (link.physical or not settings.physical_only)
+        ]
+        for link in out.cap(selected, settings.max_items, "network", "interfaces"):
             up = link.operstate == "up"
             out.add(metrics.NET_UP, up, interface=link.name)
             if link.mtu is not None:

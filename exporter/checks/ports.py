@@ -137,7 +137,8 @@ class PortsCheck(Check):
 
     def __init__(self, config: Config, paths: Paths) -> None:
         super().__init__(config, paths)
-        self.targets = targets(config)
+        self.all_targets = targets(config)
+        self.targets = self.all_targets[: config.ports.max_items]
 
     def _probe_all(self) -> tuple[NodeAddress, dict[str, set[int]], list[Probe]]:
         """Blocking: the node address, sock_diag, then the TCP sweep."""
@@ -158,6 +159,7 @@ class PortsCheck(Check):
     async def run(self) -> CheckOutput:
         node, listening, results = await self.gate.run(self._probe_all)
         out = OutputBuilder()
+        out.cap(self.all_targets, self.config.ports.max_items, "ports", "ports")
         out.add(metrics.NODE_ADDRESS_INFO, 1, address=node.address, source=node.source)
         if node.note:
             out.note(node.note)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 from pathlib import Path
 
 from exporter.config import Config, NameFilter, NetworkSettings
-from exporter.spec import MBPS
-from tests.helpers import node_tree
+from exporter.exposition import Exposition, Identity
+from exporter.runtime import Runtime
+from exporter.spec import MBPS, Profile, Role
+from tests.helpers import node_tree, samples
 from tests.unit.checkrun import make, observed, run, values
 
 
 def test_physical_links_only_and_never_a_negative_speed(tmp_path: Path) -> None:
     out = run(make("network", node_tree("compliant", tmp_path)))
     v = values(out)
-    assert {k[1][0] for k in v} == {"eno1", "eno2"}  # lo and the veth are not physical
+    assert {k[1][0] for k in v if k[0].startswith("kubev_network_")} == {
+        "eno1",
+        "eno2",
+    }  # lo and the veth are not physical
     assert v[("kubev_network_speed_bytes", ("eno1",))] == 10_000 * MBPS
     assert ("kubev_network_speed_bytes", ("eno2",)) not in v  # sysfs says -1
     assert all(value >= 0 for value in v.values())
@@ -32,7 +39,7 @@ def test_virtual_links_when_asked(tmp_path: Path) -> None:
         network=NetworkSettings(interfaces=NameFilter(include="^veth"), physical_only=False)
     )
     v = values(run(make("network", node_tree("compliant", tmp_path), cfg)))
-    assert {k[1][0] for k in v} == {"veth1a2b3c"}
+    assert {k[1][0] for k in v if k[0].startswith("kubev_network_")} == {"veth1a2b3c"}
 
 
 def test_slow_nic(tmp_path: Path) -> None:
@@ -57,3 +64,30 @@ def test_down_link_does_not_count_for_the_verdict(tmp_path: Path) -> None:
 def test_auto_source_follows_the_sysfs_path(tmp_path: Path) -> None:
     assert make("network").source() == "netlink"
     assert make("network", tmp_path).source() == "sysfs"
+
+
+def test_cardinality_cap_counts_what_it_drops(tmp_path: Path) -> None:
+    cfg = Config(network=NetworkSettings(max_items=1))
+    out = run(make("network", node_tree("compliant", tmp_path), cfg))
+    v = values(out)
+    assert {k[1][0] for k in v if k[0].startswith("kubev_network_")} == {"eno1"}
+    assert v[("kubev_check_items_dropped", ("network", "interfaces"))] == 1
+    assert any("exceed the cap of 1: 1 dropped" in n for n in out.notes)
+
+
+def test_label_values_with_quotes_and_backslashes_survive(tmp_path: Path) -> None:
+    """Interface names are data from the node: the exposition must escape them."""
+    tree = node_tree("compliant", tmp_path)
+    weird = 'we"ird\\name'  # sysfs names can hold quotes and backslashes, not / or newlines
+    (tree / "sys" / "class" / "net" / "eno1").rename(tree / "sys" / "class" / "net" / weird)
+    cfg = Config()
+    runtime = Runtime(cfg, [make("network", tree, cfg)])
+    asyncio.run(runtime.run_once(runtime.checks[0]))
+    body, _ = Exposition(Identity("n", Role.WORKER, Profile.TESTING)).render(
+        runtime.snapshot, "", gzipped=False
+    )
+    assert samples(body.decode())[("kubev_network_up", (("interface", weird),))] == 1
+    lint = subprocess.run(
+        ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
