@@ -25,6 +25,7 @@ from aiohttp import web
 from exporter import __version__, config, logs, preflight
 from exporter.checks import CHECKS, Check
 from exporter.exposition import Identity
+from exporter.looplag import LoopLag
 from exporter.paths import Paths
 from exporter.runtime import Runtime
 from exporter.server import make_app
@@ -214,7 +215,14 @@ async def serve(
     limits = Limits(max_requests=args.max_requests, read_header_timeout=args.read_header_timeout)
     raise_fd_limit()
     guard = Guard(limits)
-    app = make_app(runtime, identity, args.telemetry_path, [guard.middleware, security.middleware])
+    lag = LoopLag()
+    app = make_app(
+        runtime,
+        identity,
+        args.telemetry_path,
+        [guard.middleware, security.middleware],
+        extra=lag.samples,
+    )
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, keepalive_timeout=75, **limits.handler_args()
     )
@@ -238,6 +246,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, security.reload)
     runtime.start()
+    lag_task = asyncio.create_task(lag.run(), name="loop-lag")
     log.info(
         "serving",
         extra={
@@ -254,6 +263,7 @@ async def serve(
     )
     await stop.wait()
     log.info("shutting down")
+    lag_task.cancel()
     await runtime.stop()
     await runner.cleanup()
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import platform
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client.core import (
@@ -72,10 +72,17 @@ def self_samples(snapshot: Snapshot, identity: Identity) -> list[Sample]:
     return s
 
 
-def families(snapshot: Snapshot, identity: Identity) -> list[Metric]:
+ExtraSamples = Callable[[], Sequence[Sample | HistogramSample]]
+
+
+def families(
+    snapshot: Snapshot, identity: Identity, extra: ExtraSamples | None = None
+) -> list[Metric]:
     """Every sample of the snapshot, grouped into metric families in catalog order."""
     grouped: dict[str, list[Sample | HistogramSample]] = {}
     every: list[Sample | HistogramSample] = [*self_samples(snapshot, identity)]
+    if extra is not None:
+        every.extend(extra())
     for state in snapshot.states.values():
         if state.output is not None:
             every.extend(state.output.samples)
@@ -119,9 +126,11 @@ class _Collected:
 class _Encoded:
     """Every encoding of one snapshot generation, filled as formats are asked for."""
 
-    def __init__(self, snapshot: Snapshot, identity: Identity) -> None:
+    def __init__(
+        self, snapshot: Snapshot, identity: Identity, extra: ExtraSamples | None = None
+    ) -> None:
         self.generation = snapshot.generation
-        self._families = families(snapshot, identity)
+        self._families = families(snapshot, identity, extra)
         self._bodies: dict[tuple[str, bool], bytes] = {}
         self._lock = threading.Lock()
 
@@ -146,8 +155,10 @@ class Exposition:
     encoding: until the new one is ready (a few ms; ~100 ms for 1,000 ports), scrapes get
     the previous snapshot's bytes."""
 
-    def __init__(self, identity: Identity) -> None:
+    def __init__(self, identity: Identity, extra: ExtraSamples | None = None) -> None:
         self.identity = identity
+        #: samples that live outside the snapshot (event-loop lag), read at encoding time
+        self.extra = extra
         self._ready: _Encoded | None = None
         self._latest: Snapshot | None = None
         self._encoding = False
@@ -167,7 +178,7 @@ class Exposition:
             with self._lock:
                 snapshot = self._latest
             assert snapshot is not None
-            encoded = _Encoded(snapshot, self.identity)
+            encoded = _Encoded(snapshot, self.identity, self.extra)
             encoded.body(PROMETHEUS_ACCEPT, gzipped=True)
             encoded.body("", gzipped=True)
             with self._lock:
@@ -183,7 +194,7 @@ class Exposition:
             busy = self._encoding
         if ready is None or (ready.generation != snapshot.generation and not busy):
             # nothing encoded yet, or a snapshot nobody warmed: encode it here, once
-            ready = _Encoded(snapshot, self.identity)
+            ready = _Encoded(snapshot, self.identity, self.extra)
             with self._lock:
                 if self._ready is None or self._ready.generation < ready.generation:
                     self._ready = ready

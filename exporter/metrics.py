@@ -80,6 +80,13 @@ ITEMS_DROPPED = _m(
     ("check", "kind"),
     "exporter",
 )
+LOOP_LAG = _m(
+    "kubev_exporter_event_loop_lag_seconds",
+    "histogram",
+    "How late the event loop ran a 100 ms tick: scrapes wait as long.",
+    (),
+    "exporter",
+)
 REQUIREMENT_MET = _m(
     "kubev_requirement_met",
     "gauge",

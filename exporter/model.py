@@ -31,6 +31,30 @@ class HistogramSample:
     count: int
 
 
+class Histogram:
+    """A cumulative histogram kept across runs (fsync probe latency, event-loop lag)."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        index = next((i for i, b in enumerate(self.bounds) if value <= b), len(self.bounds))
+        self.counts[index] += 1
+        self.total += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        running = 0
+        result = []
+        for bound, count in zip([*self.bounds, float("inf")], self.counts, strict=True):
+            running += count
+            result.append((bound, running))
+        return result
+
+
 @dataclass(frozen=True)
 class CheckOutput:
     samples: tuple[Sample | HistogramSample, ...] = ()

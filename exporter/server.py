@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from exporter import readiness, report
-from exporter.exposition import Exposition, Identity
+from exporter.exposition import Exposition, ExtraSamples, Identity
 from exporter.runtime import Runtime
 
 
@@ -30,8 +30,9 @@ def make_app(
     identity: Identity,
     telemetry_path: str = "/metrics",
     middlewares: Sequence[Middleware] = (),
+    extra: ExtraSamples | None = None,
 ) -> web.Application:
-    exposition = Exposition(identity)
+    exposition = Exposition(identity, extra)
     runtime.subscribe(exposition.warm)
     page_cache: dict[int, bytes] = {}
 

@@ -21,7 +21,7 @@ from exporter.blocking import BlockingGate
 from exporter.checks.base import Check
 from exporter.config import Config, DiskSettings
 from exporter.fsread import read_optional, read_text
-from exporter.model import CheckError, CheckOutput, OutputBuilder
+from exporter.model import CheckError, CheckOutput, Histogram, OutputBuilder
 from exporter.paths import Paths
 from exporter.spec import FSYNC_MINIMUM_SECONDS, FSYNC_RECOMMENDED_SECONDS
 
@@ -67,28 +67,6 @@ def parse_diskstats(text: str, where: str) -> tuple[dict[str, DiskCounters], lis
     if not devices and problems:
         raise CheckError(f"{where}: no line parses")
     return devices, problems
-
-
-class _Histogram:
-    def __init__(self) -> None:
-        self.counts = [0] * (len(FSYNC_BUCKETS) + 1)
-        self.total = 0.0
-        self.count = 0
-
-    def observe(self, seconds: float) -> None:
-        index = next((i for i, b in enumerate(FSYNC_BUCKETS) if seconds <= b), len(FSYNC_BUCKETS))
-        self.counts[index] += 1
-        self.total += seconds
-        self.count += 1
-
-    def cumulative(self) -> list[tuple[float, int]]:
-        bounds = [*FSYNC_BUCKETS, float("inf")]
-        running = 0
-        result = []
-        for bound, count in zip(bounds, self.counts, strict=True):
-            running += count
-            result.append((bound, running))
-        return result
 
 
 def fsync_probe(directory: str, samples: int) -> list[float]:
@@ -148,7 +126,7 @@ class DiskCheck(Check):
         super().__init__(config, paths)
         self._previous: dict[str, DiskCounters] = {}
         self._latency: dict[tuple[str, str], float] = {}
-        self._histograms: dict[str, _Histogram] = {}
+        self._histograms: dict[str, Histogram] = {}
         self._path_gates: dict[str, BlockingGate] = {}
 
     @property
@@ -185,7 +163,7 @@ class DiskCheck(Check):
     def _report_path(
         self, out: OutputBuilder, host_path: str, probe: PathProbe, medians: list[float]
     ) -> None:
-        histogram = self._histograms.setdefault(host_path, _Histogram())
+        histogram = self._histograms.setdefault(host_path, Histogram(FSYNC_BUCKETS))
         if probe.latencies:
             for seconds in probe.latencies:
                 histogram.observe(seconds)
