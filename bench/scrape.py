@@ -1,10 +1,12 @@
-"""Scrape latency and memory: this exporter beside Debian's node_exporter, same run, same machine.
+"""Scrape latency, throughput and memory: this exporter beside Debian's node_exporter and
+beside the floor (a bare aiohttp handler returning a fixed body of the same size), same run,
+same machine; then CPU and RSS at default intervals, and the event-loop lag meanwhile.
 
-Latency comes from wrk (--latency) with the headers Prometheus sends; RSS is read from
-/proc/<pid>/status while a keep-alive client makes 10,000 scrapes. Results print as a
-Markdown table and are written to bench/results/scrape.json.
+Latency comes from wrk (--latency) with the headers Prometheus sends, at 1, 10 and 100
+connections; RSS is read from /proc/<pid>/status while a keep-alive client makes 10,000
+scrapes. Results print as Markdown tables and go to bench/results/scrape.json.
 
-    make bench                      # full run (about a minute)
+    make bench                      # full run (several minutes)
     python bench/scrape.py --quick  # seconds; checks that the harness works
 """
 
@@ -12,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import http.client
 import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +36,7 @@ PROMETHEUS_HEADERS = [
     "Accept: application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4",
     "Accept-Encoding: gzip",
 ]
-
-
+CONCURRENCY = (1, 10, 100)
 #: node_exporter as shipped, and reduced to the collectors that read what our checks read.
 NODE_EXPORTER_SETUPS = [
     ("node_exporter (Debian, defaults)", []),
@@ -50,8 +54,6 @@ NODE_EXPORTER_SETUPS = [
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -81,8 +83,7 @@ def process(cmd: list[str], port: int, ready_path: str) -> Iterator[subprocess.P
 
 
 def rss_kib(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     assert match
     return int(match.group(1))
 
@@ -92,19 +93,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port: int, seconds: int, connections: int) -> dict[str, float]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def wrk(port: int, seconds: int, connections: int, path: str = "/metrics") -> dict[str, float]:
+    threads = min(2, connections)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for header in PROMETHEUS_HEADERS:
         cmd += ["-H", header]
     out = subprocess.run(
-        [*cmd, f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True, check=True
+        [*cmd, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
     ).stdout
-    result = {"requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])}
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    latency = re.search(r"Latency\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", out)
+    assert rps and latency, out
+    result = {"requests_per_second": float(rps[1]), "max_ms": _ms(latency[5], latency[6])}
     for pct in ("50", "99"):
         match = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         assert match, out
-        scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[match[2]]
-        result[f"p{pct}_ms"] = float(match[1]) * scale
+        result[f"p{pct}_ms"] = _ms(match[1], match[2])
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result["errors"] = float(errors[1]) if errors else 0.0
     return result
@@ -124,6 +132,21 @@ def soak(pid: int, port: int, scrapes: int) -> list[int]:
     return samples
 
 
+def measure(
+    name: str, pid: int, port: int, args: argparse.Namespace, soak_it: bool = True
+) -> dict[str, Any]:
+    cpu0 = cpu_seconds(pid)
+    result: dict[str, Any] = {"name": name}
+    for c in CONCURRENCY:
+        result[f"c{c}"] = wrk(port, args.seconds, c)
+    if soak_it:
+        rss = soak(pid, port, args.scrapes)
+        result["rss_kib"] = rss
+        result["rss_growth_pct"] = round(100 * (rss[-1] - rss[1]) / rss[1], 2)
+    result["cpu_seconds_during_bench"] = round(cpu_seconds(pid) - cpu0, 2)
+    return result
+
+
 def node_exporter_version() -> str:
     done = subprocess.run(
         ["prometheus-node-exporter", "--version"], capture_output=True, text=True, check=True
@@ -131,32 +154,79 @@ def node_exporter_version() -> str:
     return (done.stdout or done.stderr).splitlines()[0]
 
 
-def measure(name: str, pid: int, port: int, args: argparse.Namespace) -> dict[str, Any]:
-    cpu0 = cpu_seconds(pid)
-    latency = wrk(port, args.seconds, 1)
-    parallel = wrk(port, args.seconds, 10)
-    rss = soak(pid, port, args.scrapes)
-    return {
-        "name": name,
-        "c1": latency,
-        "c10": parallel,
-        "rss_kib": rss,
-        "rss_growth_pct": round(100 * (rss[-1] - rss[1]) / rss[1], 2),
-        "cpu_seconds_during_bench": round(cpu_seconds(pid) - cpu0, 2),
-    }
+@contextlib.contextmanager
+def floor_server(plain: bytes, zipped: bytes) -> Iterator[int]:
+    """The floor: aiohttp answering the same bytes with no work at all, in a thread."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            return web.Response(
+                body=zipped, headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"}
+            )
+        return web.Response(body=plain, content_type="text/plain")
+
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app, access_log=None)
+
+    async def serve() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(serve())
+        ready.set()
+        loop.run_forever()
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield port
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(15)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def lag_p99_ms(port: int) -> float | None:
+    """p99 of the exporter's own kubev_exporter_event_loop_lag_seconds histogram."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    buckets = [
+        (float("inf") if le == "+Inf" else float(le), float(v))
+        for le, v in re.findall(
+            r'^kubev_exporter_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', text, re.M
+        )
+    ]
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    return next(le for le, count in buckets if count >= 0.99 * total) * 1000
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="seconds, not a minute")
+    parser.add_argument("--quick", action="store_true", help="seconds, not minutes")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--scrapes", type=int, default=10_000)
+    parser.add_argument("--idle-seconds", type=int, default=120)
     parser.add_argument("--out", type=Path, default=RESULTS / "scrape.json")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.scrapes = 1, 200
+        args.seconds, args.scrapes, args.idle_seconds = 1, 200, 2
 
     results: list[dict[str, Any]] = []
+    idle: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as storage:
         ours_port = free_port()
         config = Path(storage) / "config.yaml"
@@ -173,7 +243,31 @@ def main() -> int:
             f"--config.file={config}",
         ]
         with process(ours, ours_port, "/-/ready") as proc:
+            cpu0, started = cpu_seconds(proc.pid), time.monotonic()
+            time.sleep(args.idle_seconds)
+            busy = cpu_seconds(proc.pid) - cpu0
+            idle = {
+                "seconds": round(time.monotonic() - started, 1),
+                "cpu_seconds": round(busy, 3),
+                "core_percent": round(100 * busy / (time.monotonic() - started), 3),
+                "cpu_seconds_per_hour": round(busy * 3600 / args.idle_seconds, 1),
+                "rss_mib": round(rss_kib(proc.pid) / 1024, 1),
+            }
             results.append(measure("kubev-node-exporter", proc.pid, ours_port, args))
+            results[-1]["event_loop_lag_p99_ms"] = lag_p99_ms(ours_port)
+            conn = http.client.HTTPConnection("127.0.0.1", ours_port, timeout=10)
+            conn.request("GET", "/metrics")
+            plain = conn.getresponse().read()
+        with floor_server(plain, gzip.compress(plain, 6)) as floor_port:
+            results.append(
+                measure(
+                    "floor (aiohttp, fixed body of the same size)",
+                    os.getpid(),
+                    floor_port,
+                    args,
+                    soak_it=False,
+                )
+            )
         for name, flags in NODE_EXPORTER_SETUPS:
             ne_port = free_port()
             node_exporter = [
@@ -192,24 +286,30 @@ def main() -> int:
         "node_exporter": node_exporter_version(),
         "wrk_seconds": args.seconds,
         "scrapes": args.scrapes,
+        "idle": idle,
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{report['date']}, {report['machine']}, {report['node_exporter']}")
-    print(
-        "| exporter | c=1 p50 | c=1 p99 | c=10 p50 | c=10 p99 | req/s c=10 | RSS start | "
-        f"RSS after {args.scrapes} | growth |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| server | c | p50 | p99 | max | req/s |")
+    print("|---|---|---|---|---|---|")
     for r in results:
-        c1, c10, rss = r["c1"], r["c10"], r["rss_kib"]
-        print(
-            f"| {r['name']} | {c1['p50_ms']:.2f} ms | {c1['p99_ms']:.2f} ms | "
-            f"{c10['p50_ms']:.2f} ms | {c10['p99_ms']:.2f} ms | "
-            f"{c10['requests_per_second']:.0f} | {rss[1] / 1024:.1f} MiB | "
-            f"{rss[-1] / 1024:.1f} MiB | {r['rss_growth_pct']}% |"
-        )
+        for c in CONCURRENCY:
+            m = r[f"c{c}"]
+            print(
+                f"| {r['name']} | {c} | {m['p50_ms']:.2f} ms | {m['p99_ms']:.2f} ms | "
+                f"{m['max_ms']:.2f} ms | {m['requests_per_second']:.0f} |"
+            )
+    print("\n| server | RSS start | RSS after soak | growth |\n|---|---|---|---|")
+    for r in results:
+        if "rss_kib" in r:
+            print(
+                f"| {r['name']} | {r['rss_kib'][1] / 1024:.1f} MiB | "
+                f"{r['rss_kib'][-1] / 1024:.1f} MiB | {r['rss_growth_pct']}% |"
+            )
+    print(f"\nidle at default intervals: {idle}")
+    print(f"event-loop lag p99 (bucket bound): {results[0]['event_loop_lag_p99_ms']} ms")
     return 0
 
 

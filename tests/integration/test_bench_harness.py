@@ -24,13 +24,17 @@ def test_quick_bench_runs_and_reports_both_exporters(tmp_path: Path) -> None:
     names = [r["name"] for r in report["results"]]
     assert names == [
         "kubev-node-exporter",
+        "floor (aiohttp, fixed body of the same size)",
         "node_exporter (Debian, defaults)",
         "node_exporter (cpu, meminfo, diskstats, netclass)",
     ]
     for result in report["results"]:
-        assert result["c1"]["errors"] == 0 and result["c10"]["errors"] == 0
-        assert result["c1"]["requests_per_second"] > 0
-        assert len(result["rss_kib"]) == 11 and all(kib > 0 for kib in result["rss_kib"])
+        for c in (1, 10, 100):
+            assert result[f"c{c}"]["errors"] == 0
+            assert result[f"c{c}"]["requests_per_second"] > 0
+    soaked = [r for r in report["results"] if "rss_kib" in r]
+    assert len(soaked) == 3 and all(len(r["rss_kib"]) == 11 for r in soaked)
+    assert report["idle"]["cpu_seconds"] >= 0 and report["idle"]["rss_mib"] > 0
 
 
 def test_quick_ports_bench_runs(tmp_path: Path) -> None:
