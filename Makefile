@@ -59,6 +59,7 @@ test: $(STAMP) debs lint check-generated
 bench: $(STAMP) debs
 	$(BIN)/python bench/scrape.py
 	PYTHONPATH=. $(BIN)/python bench/ports.py
+	PYTHONPATH=. $(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache test-artifacts

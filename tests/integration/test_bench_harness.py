@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, needs_root
 
 
 def test_quick_bench_runs_and_reports_both_exporters(tmp_path: Path) -> None:
@@ -50,3 +50,21 @@ def test_quick_ports_bench_runs(tmp_path: Path) -> None:
     rows = json.loads(out.read_text())["rows"]
     assert [r["ports"] for r in rows] == [0, 10, 100, 1000]
     assert all(r["cycles"] >= 1 for r in rows[1:])
+
+
+@needs_root
+def test_quick_scale_bench_runs(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    subprocess.run(
+        [sys.executable, "bench/scale.py", "--quick", f"--out={out}"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 2
+    small, big = rows
+    assert big["samples"] > 5 * small["samples"]  # 64 disks, 256 NICs, 1,000 ports are there
+    assert set(big["cycle_median_ms"]) >= {"disk", "network", "ports"}
