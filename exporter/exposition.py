@@ -163,6 +163,8 @@ class Exposition:
         self._latest: Snapshot | None = None
         self._encoding = False
         self._lock = threading.Lock()
+        #: formats to encode ahead; Prometheus's own until a scrape asks for another
+        self._wanted: dict[tuple[str, bool], None] = {(PROMETHEUS_ACCEPT, True): None}
 
     def warm(self, snapshot: Snapshot) -> None:
         """A new snapshot: encode what scrapers ask for most, off the event loop."""
@@ -179,8 +181,8 @@ class Exposition:
                 snapshot = self._latest
             assert snapshot is not None
             encoded = _Encoded(snapshot, self.identity, self.extra)
-            encoded.body(PROMETHEUS_ACCEPT, gzipped=True)
-            encoded.body("", gzipped=True)
+            for accept, gzipped in list(self._wanted):
+                encoded.body(accept, gzipped)
             with self._lock:
                 self._ready = encoded
                 if self._latest is snapshot:
@@ -189,6 +191,10 @@ class Exposition:
 
     def render(self, snapshot: Snapshot, accept: str, gzipped: bool) -> tuple[bytes, str]:
         """The body and content type for this Accept header."""
+        # remember the format (at most four: OpenMetrics or text, gzip or not) so that the
+        # next snapshot is encoded ahead in it, and only in what scrapers ask for
+        openmetrics = choose_encoder(accept)[1].startswith("application/openmetrics")
+        self._wanted[(PROMETHEUS_ACCEPT if openmetrics else "", gzipped)] = None
         with self._lock:
             ready = self._ready
             busy = self._encoding

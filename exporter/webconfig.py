@@ -193,7 +193,7 @@ class WebSecurity:
     async def middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not await self.allowed(request.headers.get("Authorization", "")):
+        if self.config.users and not await self.allowed(request.headers.get("Authorization", "")):
             return web.Response(
                 status=401,
                 text="Unauthorized\n",

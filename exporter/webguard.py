@@ -92,11 +92,14 @@ class Guard:
         protocol = request.protocol
         self._disarm(protocol)  # a whole request head arrived
         try:
-            try:
-                async with asyncio.timeout(self.limits.queue_seconds):
-                    await self._slots.acquire()
-            except TimeoutError:
-                return web.Response(status=503, text="too many requests at once\n")
+            if self._slots.locked():  # only then is there a wait worth a deadline
+                try:
+                    async with asyncio.timeout(self.limits.queue_seconds):
+                        await self._slots.acquire()
+                except TimeoutError:
+                    return web.Response(status=503, text="too many requests at once\n")
+            else:
+                await self._slots.acquire()
             try:
                 return await handler(request)
             finally:
