@@ -83,7 +83,7 @@ ITEMS_DROPPED = _m(
 LOOP_LAG = _m(
     "kubev_exporter_event_loop_lag_seconds",
     "histogram",
-    "How late the event loop ran a 100 ms tick: scrapes wait as long.",
+    "How late the event loop ran a 250 ms tick: scrapes wait as long.",
     (),
     "exporter",
 )
