@@ -256,6 +256,8 @@ def main() -> int:
                 "core_percent": round(100 * busy / (time.monotonic() - started), 3),
                 "cpu_seconds_per_hour": round(busy * 3600 / args.idle_seconds, 1),
                 "rss_mib": round(rss_kib(proc.pid) / 1024, 1),
+                # every check running on its interval, no scrape load
+                "event_loop_lag_p99_ms": lag_p99_ms(ours_port),
             }
             results.append(measure("kubev-node-exporter", proc.pid, ours_port, args))
             results[-1]["event_loop_lag_p99_ms"] = lag_p99_ms(ours_port)
@@ -313,7 +315,10 @@ def main() -> int:
                 f"{r['rss_kib'][-1] / 1024:.1f} MiB | {r['rss_growth_pct']}% |"
             )
     print(f"\nidle at default intervals: {idle}")
-    print(f"event-loop lag p99 (bucket bound): {results[0]['event_loop_lag_p99_ms']} ms")
+    print(
+        f"event-loop lag p99 (bucket bound) after the load phases: "
+        f"{results[0]['event_loop_lag_p99_ms']} ms"
+    )
     return 0
 
 
