@@ -11,18 +11,17 @@ import argparse
 import json
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from scrape import RESULTS, ROOT, free_port, process, wrk
+from scrape import FIRST_LISTENER_PORT as FIRST_PORT
+from scrape import RESULTS, free_port, loopback_listeners, process, wrk
 
 from exporter.spec import PORTS
 
-FIRST_PORT = 21000  # below the ephemeral range: no client socket holds these
 OTHERS = [
     "--no-collector.kvm",
     "--no-collector.compute",
@@ -71,37 +70,23 @@ def durations(port: int, seconds: float) -> list[float]:
 
 
 def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    listeners = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.listeners",
-            *(f"tcp:127.0.0.1:{p}" for p in range(FIRST_PORT, FIRST_PORT + count)),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert listeners.stdout is not None and listeners.stdout.readline().strip() == "ready"
-        config = tmp / f"ports-{count}.yaml"
-        config.write_text(config_text(count))
-        port = free_port()
-        cmd = exporter_cmd(port, f"--config.file={config}")
-        with process(cmd, port, "/-/ready"):
-            cycles = durations(port, args.seconds)
-            latency = wrk(port, args.seconds, 1)
-        return {
-            "ports": count,
-            "cycle_median_ms": round(statistics.median(cycles) * 1000, 2),
-            "cycle_max_ms": round(max(cycles) * 1000, 2),
-            "cycles": len(cycles),
-            "scrape_p50_ms": latency["p50_ms"],
-            "scrape_p99_ms": latency["p99_ms"],
-        }
-    finally:
-        listeners.kill()
-        listeners.wait()
+    config = tmp / f"ports-{count}.yaml"
+    config.write_text(config_text(count))
+    port = free_port()
+    with (
+        loopback_listeners(count),
+        process(exporter_cmd(port, f"--config.file={config}"), port, "/-/ready"),
+    ):
+        cycles = durations(port, args.seconds)
+        latency = wrk(port, args.seconds, 1)
+    return {
+        "ports": count,
+        "cycle_median_ms": round(statistics.median(cycles) * 1000, 2),
+        "cycle_max_ms": round(max(cycles) * 1000, 2),
+        "cycles": len(cycles),
+        "scrape_p50_ms": latency["p50_ms"],
+        "scrape_p99_ms": latency["p99_ms"],
+    }
 
 
 def baseline(args: argparse.Namespace) -> dict[str, Any]:

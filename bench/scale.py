@@ -16,7 +16,6 @@ import re
 import shutil
 import statistics
 import string
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,13 +23,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from scrape import RESULTS, ROOT, free_port, process, wrk
+from scrape import FIRST_LISTENER_PORT as FIRST_PORT
+from scrape import RESULTS, ROOT, free_port, loopback_listeners, process, wrk
 
 from exporter.spec import PORTS
 from tests.fixtures.build import block_device, diskstat, net_device
 
 CHECKS = ("kvm", "compute", "disk", "network", "ports", "ovn", "dns")
-FIRST_PORT = 21000
 
 
 def big_node(target: Path, disks: int, nics: int) -> None:
@@ -96,46 +95,28 @@ def cycle_times(port: int, seconds: float) -> dict[str, float]:
 def run(name: str, tree: Path, ports: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     cfg = tmp / f"{name}.yaml"
     config(cfg, ports)
-    listeners = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.listeners",
-            *(f"tcp:127.0.0.1:{p}" for p in range(FIRST_PORT, FIRST_PORT + ports)),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert listeners.stdout is not None and listeners.stdout.readline().strip() == "ready"
-        port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "exporter",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--config.file={cfg}",
-            f"--path.procfs={tree}/proc",
-            f"--path.sysfs={tree}/sys",
-            f"--path.rootfs={tree}/root",
-            f"--path.dev={tree}/dev",
-        ]
-        with process(cmd, port, "/-/ready"):
-            cycles = cycle_times(port, args.seconds)
-            latency = wrk(port, args.seconds, 1)
-            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read()
-        return {
-            "node": name,
-            "cycle_median_ms": cycles,
-            "scrape": latency,
-            "samples": body.count(b"\n") - body.count(b"\n#"),
-        }
-    finally:
-        listeners.kill()
-        listeners.wait()
-        if listeners.stdout is not None:
-            listeners.stdout.close()
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "exporter",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--config.file={cfg}",
+        f"--path.procfs={tree}/proc",
+        f"--path.sysfs={tree}/sys",
+        f"--path.rootfs={tree}/root",
+        f"--path.dev={tree}/dev",
+    ]
+    with loopback_listeners(ports), process(cmd, port, "/-/ready"):
+        cycles = cycle_times(port, args.seconds)
+        latency = wrk(port, args.seconds, 1)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read()
+    return {
+        "node": name,
+        "cycle_median_ms": cycles,
+        "scrape": latency,
+        "samples": body.count(b"\n") - body.count(b"\n#"),
+    }
 
 
 def main() -> int:

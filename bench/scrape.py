@@ -82,6 +82,30 @@ def process(cmd: list[str], port: int, ready_path: str) -> Iterator[subprocess.P
         proc.wait(timeout=15)
 
 
+#: loopback listeners for the port benches start here, below the ephemeral range
+FIRST_LISTENER_PORT = 21000
+
+
+@contextlib.contextmanager
+def loopback_listeners(count: int) -> Iterator[None]:
+    """`count` TCP listeners on 127.0.0.1 from FIRST_LISTENER_PORT, in a helper process."""
+    ports = range(FIRST_LISTENER_PORT, FIRST_LISTENER_PORT + count)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.listeners", *(f"tcp:127.0.0.1:{p}" for p in ports)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def rss_kib(pid: int) -> int:
     match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     assert match

@@ -280,5 +280,26 @@ def fixture_args(tree: Path, config: Path | None = None) -> list[str]:
     return args
 
 
+def chromium(url: str, tmp: Path, *action: str) -> str:
+    """Headless Debian Chromium on a page of ours (--dump-dom, --screenshot=...); no network
+    beyond loopback: background networking, updates, sync and QUIC are off."""
+    flags = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'chromium'}",
+    ]
+    done = subprocess.run(
+        [*flags, *action, url], check=True, capture_output=True, text=True, timeout=120
+    )
+    return done.stdout
+
+
 def gunzip(body: bytes) -> bytes:
     return gzip.decompress(body)

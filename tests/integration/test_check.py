@@ -20,6 +20,7 @@ from tests.helpers import (
     ARTIFACTS,
     ROOT,
     SHAPE_PROFILES,
+    chromium,
     fixture_args,
     needs_root,
     node_tree,
@@ -208,24 +209,6 @@ class _Dom(HTMLParser):
         if self._in_verdict:
             self.verdicts.append(data.strip())
             self._in_verdict = False
-
-
-def chromium(url: str, tmp: Path, *action: str) -> str:
-    flags = [
-        "chromium",
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp / 'chromium'}",
-    ]
-    return subprocess.run(
-        [*flags, *action, url], check=True, capture_output=True, text=True, timeout=120
-    ).stdout
 
 
 @needs_root

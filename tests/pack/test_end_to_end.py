@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dashboards.generate import outputs as dashboard_outputs
-from tests.helpers import ARTIFACTS, Exporter, fixture_args, needs_root, node_tree
+from tests.helpers import ARTIFACTS, Exporter, chromium, fixture_args, needs_root, node_tree
 from tests.pack.stack import Webhook, alertmanager, prometheus, query
 
 CONFIG = """\
@@ -129,28 +128,11 @@ def test_alert_fires_routes_with_runbook_and_resolves(stack: Stack, tmp_path: Pa
 def screenshot_alerts_page(prometheus_url: str, tmp_path: Path) -> None:
     """Prometheus's alerts page as a browser renders it; Debian ships the classic UI."""
     url = f"{prometheus_url}/classic/alerts"
-    flags = [
-        "chromium",
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-        "--window-size=1280,1000",
-    ]
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "prometheus-alerts.png"
-    subprocess.run(
-        [*flags, f"--screenshot={shot}", url], check=True, capture_output=True, timeout=120
-    )
+    chromium(url, tmp_path, f"--screenshot={shot}", "--window-size=1280,1000")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    dom = subprocess.run(
-        [*flags, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120
-    ).stdout
+    dom = chromium(url, tmp_path, "--dump-dom")
     # the rendered rows: name, then "(1 active)", tags between them
     assert re.search(r"KubevCPUCoresInsufficient(\s|<[^>]*>)*\(1 active\)", dom)
     assert re.search(r"Firing \(1\)", dom)
