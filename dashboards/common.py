@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from grafanalib.core import (
+    Dashboard,
     GridPos,
     Panel,
     Stat,
@@ -97,6 +98,23 @@ def yes_no(title: str, expr: str, good: int = 1) -> Stat:
         graphMode="none",
         reduceCalc="lastNotNull",
     )
+
+
+def dashboard(
+    title: str, uid: str, description: str, refresh: str, node_multi: bool, panels: Sequence[Panel]
+) -> Dashboard:
+    """The frame every dashboard shares: tags, time zone, schema, variables, panel ids."""
+    return Dashboard(
+        title=title,
+        uid=uid,
+        description=description,
+        tags=["kubev", "kubevirt", "kubev-node-exporter"],
+        timezone="browser",
+        refresh=refresh,
+        schemaVersion=SCHEMA_VERSION,
+        templating=variables(node_multi=node_multi),
+        panels=list(panels),
+    ).auto_panel_ids()
 
 
 class Layout:

@@ -8,11 +8,12 @@ from dashboards.common import (
     DATASOURCE,
     GREEN,
     RED,
-    SCHEMA_VERSION,
     Layout,
     steps,
     target,
-    variables,
+)
+from dashboards.common import (
+    dashboard as common_dashboard,
 )
 
 SEL = 'job=~"$job", instance=~"$node"'
@@ -165,14 +166,11 @@ def dashboard() -> Dashboard:
         24,
         7,
     )
-    return Dashboard(
-        title="Kube-V node readiness: fleet",
-        uid="kubev-fleet",
-        description="Does every node still meet the Kube-V requirements? (kubev-node-exporter)",
-        tags=["kubev", "kubevirt", "kubev-node-exporter"],
-        timezone="browser",
+    return common_dashboard(
+        "Kube-V node readiness: fleet",
+        "kubev-fleet",
+        "Does every node still meet the Kube-V requirements? (kubev-node-exporter)",
         refresh="1m",
-        schemaVersion=SCHEMA_VERSION,
-        templating=variables(node_multi=True),
+        node_multi=True,
         panels=layout.panels,
-    ).auto_panel_ids()
+    )

@@ -8,13 +8,14 @@ from dashboards.common import (
     DATASOURCE,
     GREEN,
     RED,
-    SCHEMA_VERSION,
     YELLOW,
     Layout,
     steps,
     target,
-    variables,
     yes_no,
+)
+from dashboards.common import (
+    dashboard as common_dashboard,
 )
 from exporter.spec import (
     DISK_IO_LATENCY_WARNING_SECONDS,
@@ -308,14 +309,11 @@ def dashboard() -> Dashboard:
         ],
         h=6,
     )
-    return Dashboard(
-        title="Kube-V node readiness: node detail",
-        uid="kubev-node",
-        description="One node against the Kube-V requirements (kubev-node-exporter)",
-        tags=["kubev", "kubevirt", "kubev-node-exporter"],
-        timezone="browser",
+    return common_dashboard(
+        "Kube-V node readiness: node detail",
+        "kubev-node",
+        "One node against the Kube-V requirements (kubev-node-exporter)",
         refresh="30s",
-        schemaVersion=SCHEMA_VERSION,
-        templating=variables(node_multi=False),
+        node_multi=False,
         panels=layout.panels,
-    ).auto_panel_ids()
+    )

@@ -11,6 +11,7 @@ import platform
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -18,7 +19,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as openmetrics_content_type
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_encoder
 
 from exporter import __version__, metrics
 from exporter.metrics import CATALOG, MetricDef
@@ -27,11 +30,6 @@ from exporter.runtime import Snapshot
 from exporter.spec import Profile, Role, requirements
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-#: What Prometheus 2.x asks for; it gets OpenMetrics.
-PROMETHEUS_ACCEPT = (
-    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
-    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-)
 
 
 @dataclass(frozen=True)
@@ -123,6 +121,17 @@ class _Collected:
         return iter(self._fams)
 
 
+_FORMATS: dict[bool, tuple[Callable[[Any], bytes], str]] = {
+    True: (openmetrics_encoder, openmetrics_content_type),
+    False: (generate_latest, TEXT_CONTENT_TYPE),
+}
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """Content negotiation, once per scrape: OpenMetrics when the client asks for it."""
+    return choose_encoder(accept)[1].startswith("application/openmetrics")
+
+
 class _Encoded:
     """Every encoding of one snapshot generation, filled as formats are asked for."""
 
@@ -134,10 +143,8 @@ class _Encoded:
         self._bodies: dict[tuple[str, bool], bytes] = {}
         self._lock = threading.Lock()
 
-    def body(self, accept: str, gzipped: bool) -> tuple[bytes, str]:
-        encoder, content_type = choose_encoder(accept)
-        if content_type.startswith("text/plain"):
-            content_type = TEXT_CONTENT_TYPE
+    def body(self, openmetrics: bool, gzipped: bool) -> tuple[bytes, str]:
+        encoder, content_type = _FORMATS[openmetrics]
         with self._lock:
             body = self._bodies.get((content_type, gzipped))
             if body is None:
@@ -164,7 +171,7 @@ class Exposition:
         self._encoding = False
         self._lock = threading.Lock()
         #: formats to encode ahead; Prometheus's own until a scrape asks for another
-        self._wanted: dict[tuple[str, bool], None] = {(PROMETHEUS_ACCEPT, True): None}
+        self._wanted: dict[tuple[bool, bool], None] = {(True, True): None}
 
     def warm(self, snapshot: Snapshot) -> None:
         """A new snapshot: encode what scrapers ask for most, off the event loop."""
@@ -181,8 +188,8 @@ class Exposition:
                 snapshot = self._latest
             assert snapshot is not None
             encoded = _Encoded(snapshot, self.identity, self.extra)
-            for accept, gzipped in list(self._wanted):
-                encoded.body(accept, gzipped)
+            for openmetrics, gzipped in list(self._wanted):
+                encoded.body(openmetrics, gzipped)
             with self._lock:
                 self._ready = encoded
                 if self._latest is snapshot:
@@ -193,8 +200,8 @@ class Exposition:
         """The body and content type for this Accept header."""
         # remember the format (at most four: OpenMetrics or text, gzip or not) so that the
         # next snapshot is encoded ahead in it, and only in what scrapers ask for
-        openmetrics = choose_encoder(accept)[1].startswith("application/openmetrics")
-        self._wanted[(PROMETHEUS_ACCEPT if openmetrics else "", gzipped)] = None
+        openmetrics = wants_openmetrics(accept)
+        self._wanted[(openmetrics, gzipped)] = None
         with self._lock:
             ready = self._ready
             busy = self._encoding
@@ -204,4 +211,4 @@ class Exposition:
             with self._lock:
                 if self._ready is None or self._ready.generation < ready.generation:
                     self._ready = ready
-        return ready.body(accept, gzipped)
+        return ready.body(openmetrics, gzipped)

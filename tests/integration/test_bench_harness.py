@@ -13,13 +13,7 @@ from tests.helpers import ROOT, needs_root
 
 def test_quick_bench_runs_and_reports_both_exporters(tmp_path: Path) -> None:
     out = tmp_path / "scrape.json"
-    subprocess.run(
-        [sys.executable, "bench/scrape.py", "--quick", f"--out={out}"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    quick_bench("scrape", out)
     report = json.loads(out.read_text())
     names = [r["name"] for r in report["results"]]
     assert names == [
@@ -39,16 +33,21 @@ def test_quick_bench_runs_and_reports_both_exporters(tmp_path: Path) -> None:
     assert report["idle"]["cpu_seconds"] >= 0 and report["idle"]["rss_mib"] > 0
 
 
-def test_quick_ports_bench_runs(tmp_path: Path) -> None:
-    out = tmp_path / "ports.json"
+def quick_bench(name: str, out: Path) -> None:
+    """bench/<name>.py in its quick mode, as `make bench` runs it (PYTHONPATH=.)."""
     subprocess.run(
-        [sys.executable, "bench/ports.py", "--quick", f"--out={out}"],
+        [sys.executable, f"bench/{name}.py", "--quick", f"--out={out}"],
         cwd=ROOT,
         check=True,
         capture_output=True,
         timeout=300,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+
+
+def test_quick_ports_bench_runs(tmp_path: Path) -> None:
+    out = tmp_path / "ports.json"
+    quick_bench("ports", out)
     rows = json.loads(out.read_text())["rows"]
     assert [r["ports"] for r in rows] == [0, 10, 100, 1000]
     assert all(r["cycles"] >= 1 for r in rows[1:])
@@ -57,14 +56,7 @@ def test_quick_ports_bench_runs(tmp_path: Path) -> None:
 @needs_root
 def test_quick_scale_bench_runs(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
-    subprocess.run(
-        [sys.executable, "bench/scale.py", "--quick", f"--out={out}"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    quick_bench("scale", out)
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 2
     small, big = rows

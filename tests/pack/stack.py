@@ -79,6 +79,19 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
+def served(cmd: list[str], port: int) -> Iterator[str]:
+    """A server process on a loopback port; its URL once /-/ready answers; stopped after."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/-/ready")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@contextlib.contextmanager
 def alertmanager(tmp: Path, hook: Webhook) -> Iterator[str]:
     """The example routing with every receiver pointed at the test's webhook, by name."""
     config = yaml.safe_load(EXAMPLE_ALERTMANAGER.read_text())
@@ -90,7 +103,7 @@ def alertmanager(tmp: Path, hook: Webhook) -> Iterator[str]:
     path = tmp / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
-    proc = subprocess.Popen(
+    with served(
         [
             "prometheus-alertmanager",
             f"--config.file={path}",
@@ -98,16 +111,9 @@ def alertmanager(tmp: Path, hook: Webhook) -> Iterator[str]:
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/-/ready")
+        port,
+    ) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 @contextlib.contextmanager
@@ -125,23 +131,16 @@ def prometheus(tmp: Path, exporter: str, alertmanager_url: str) -> Iterator[str]
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
-    proc = subprocess.Popen(
+    with served(
         [
             "prometheus",
             f"--config.file={path}",
             f"--storage.tsdb.path={tmp / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/-/ready")
+        port,
+    ) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def query(prometheus_url: str, expr: str) -> list[dict[str, Any]]:

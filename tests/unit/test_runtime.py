@@ -17,7 +17,7 @@ from prometheus_client.openmetrics.parser import (
 from exporter.checks.base import Check
 from exporter.cli import build_checks
 from exporter.config import Config
-from exporter.exposition import PROMETHEUS_ACCEPT, Exposition, Identity
+from exporter.exposition import Exposition, Identity
 from exporter.model import CheckOutput
 from exporter.paths import Paths
 from exporter.runtime import Runtime
@@ -25,6 +25,13 @@ from exporter.server import accepts_gzip, make_app
 from exporter.spec import Profile, Role
 from tests.helpers import node_tree, samples
 from tests.unit.checkrun import tree_paths
+
+#: What Prometheus 2.x sends; it gets OpenMetrics.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
 
 IDENTITY = Identity(node="n1", role=Role.SINGLE_NODE, profile=Profile.PRODUCTION)
 
