@@ -6,30 +6,23 @@ once, in a thread, right after a result arrives (see Exposition.warm()).
 
 from __future__ import annotations
 
-import gzip
 import platform
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import choose_encoder, generate_latest
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as openmetrics_content_type
-from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_encoder
+from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__, metrics
-from exporter.metrics import CATALOG, MetricDef
-from exporter.model import HistogramSample, Sample
+from exporter.encoder import assemble, sample_lines
+from exporter.metrics import CATALOG
+from exporter.model import CheckOutput, HistogramSample, Sample
 from exporter.runtime import Snapshot
 from exporter.spec import Profile, Role, requirements
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -73,87 +66,65 @@ def self_samples(snapshot: Snapshot, identity: Identity) -> list[Sample]:
 ExtraSamples = Callable[[], Sequence[Sample | HistogramSample]]
 
 
-def families(
-    snapshot: Snapshot, identity: Identity, extra: ExtraSamples | None = None
-) -> list[Metric]:
-    """Every sample of the snapshot, grouped into metric families in catalog order."""
-    grouped: dict[str, list[Sample | HistogramSample]] = {}
-    every: list[Sample | HistogramSample] = [*self_samples(snapshot, identity)]
-    if extra is not None:
-        every.extend(extra())
-    for state in snapshot.states.values():
-        if state.output is not None:
-            every.extend(state.output.samples)
-    for sample in every:
-        grouped.setdefault(sample.metric.name, []).append(sample)
-    return [_family(m, grouped[m.name]) for m in CATALOG if m.name in grouped]
-
-
-def _family(metric: MetricDef, samples: list[Sample | HistogramSample]) -> Metric:
-    labels = list(metric.labels)
-    family: GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily
-    if metric.type == "histogram":
-        family = HistogramMetricFamily(metric.name, metric.help, labels=labels)
-        for h in samples:
-            assert isinstance(h, HistogramSample)
-            buckets = [(_bound(bound), count) for bound, count in h.buckets]
-            family.add_metric(list(h.labels), buckets, h.total)
-        return family
-    if metric.type == "counter":
-        family = CounterMetricFamily(metric.name, metric.help, labels=labels)
-    else:
-        family = GaugeMetricFamily(metric.name, metric.help, labels=labels)
-    for s in samples:
-        assert isinstance(s, Sample)
-        family.add_metric(list(s.labels), s.value)
-    return family
-
-
-def _bound(value: float) -> str:
-    return "+Inf" if value == float("inf") else repr(value)
-
-
-class _Collected:
-    def __init__(self, fams: list[Metric]) -> None:
-        self._fams = fams
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._fams)
-
-
-_FORMATS: dict[bool, tuple[Callable[[Any], bytes], str]] = {
-    True: (openmetrics_encoder, openmetrics_content_type),
-    False: (generate_latest, TEXT_CONTENT_TYPE),
-}
-
-
 def wants_openmetrics(accept: str) -> bool:
     """Content negotiation, once per scrape: OpenMetrics when the client asks for it."""
     return choose_encoder(accept)[1].startswith("application/openmetrics")
+
+
+class _OutputLines:
+    """Each check's encoded lines, kept until the check publishes a new output: a new
+    result re-encodes that check's samples only, never the other checks'."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[CheckOutput, dict[bool, dict[str, str]]]] = {}
+
+    def lines(self, check: str, output: CheckOutput, openmetrics: bool) -> dict[str, str]:
+        with self._lock:
+            entry = self._entries.get(check)
+            if entry is None or entry[0] is not output:
+                entry = (output, {})
+                self._entries[check] = entry
+            encoded = entry[1].get(openmetrics)
+            if encoded is None:
+                encoded = entry[1][openmetrics] = sample_lines(output.samples, openmetrics)
+            return encoded
 
 
 class _Encoded:
     """Every encoding of one snapshot generation, filled as formats are asked for."""
 
     def __init__(
-        self, snapshot: Snapshot, identity: Identity, extra: ExtraSamples | None = None
+        self,
+        snapshot: Snapshot,
+        identity: Identity,
+        cache: _OutputLines,
+        extra: ExtraSamples | None = None,
     ) -> None:
         self.generation = snapshot.generation
-        self._families = families(snapshot, identity, extra)
-        self._bodies: dict[tuple[str, bool], bytes] = {}
+        self._own = [*self_samples(snapshot, identity), *(extra() if extra else ())]
+        self._outputs = [
+            (name, state.output) for name, state in snapshot.states.items() if state.output
+        ]
+        self._cache = cache
+        self._bodies: dict[tuple[bool, bool], bytes] = {}
         self._lock = threading.Lock()
 
     def body(self, openmetrics: bool, gzipped: bool) -> tuple[bytes, str]:
-        encoder, content_type = _FORMATS[openmetrics]
+        content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
         with self._lock:
-            body = self._bodies.get((content_type, gzipped))
+            body = self._bodies.get((openmetrics, gzipped))
             if body is None:
-                plain = self._bodies.get((content_type, False))
+                plain = self._bodies.get((openmetrics, False))
                 if plain is None:
-                    plain = encoder(_Collected(self._families))
-                    self._bodies[(content_type, False)] = plain
-                body = gzip.compress(plain, compresslevel=6) if gzipped else plain
-                self._bodies[(content_type, gzipped)] = body
+                    groups = [sample_lines(self._own, openmetrics)]
+                    for name, output in self._outputs:
+                        groups.append(self._cache.lines(name, output, openmetrics))
+                    plain = assemble(CATALOG, groups, openmetrics)
+                    self._bodies[(openmetrics, False)] = plain
+                # zlib lets go of the interpreter lock while it compresses
+                body = zlib.compress(plain, 6, wbits=31) if gzipped else plain
+                self._bodies[(openmetrics, gzipped)] = body
         return body, content_type
 
 
@@ -167,6 +138,7 @@ class Exposition:
         #: samples that live outside the snapshot (event-loop lag), read at encoding time
         self.extra = extra
         self._ready: _Encoded | None = None
+        self._lines = _OutputLines()
         self._latest: Snapshot | None = None
         self._encoding = False
         self._lock = threading.Lock()
@@ -187,7 +159,7 @@ class Exposition:
             with self._lock:
                 snapshot = self._latest
             assert snapshot is not None
-            encoded = _Encoded(snapshot, self.identity, self.extra)
+            encoded = _Encoded(snapshot, self.identity, self._lines, self.extra)
             for openmetrics, gzipped in list(self._wanted):
                 encoded.body(openmetrics, gzipped)
             with self._lock:
@@ -207,7 +179,7 @@ class Exposition:
             busy = self._encoding
         if ready is None or (ready.generation != snapshot.generation and not busy):
             # nothing encoded yet, or a snapshot nobody warmed: encode it here, once
-            ready = _Encoded(snapshot, self.identity, self.extra)
+            ready = _Encoded(snapshot, self.identity, self._lines, self.extra)
             with self._lock:
                 if self._ready is None or self._ready.generation < ready.generation:
                     self._ready = ready

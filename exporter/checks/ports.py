@@ -1,9 +1,9 @@
 """Ports: are the platform's ports (the spec's table) alive on this node?
 
 TCP ports get a non-blocking connect to the node address, bounded per port, swept from
-one thread. Listening sockets,
-TCP and UDP, v4 and v6, come from the kernel via sock_diag: the only honest way to see a
-UDP port such as Geneve's 6081. The NodePort range is counted, not swept.
+one thread. Listening sockets, TCP and UDP, v4 and v6, come from the kernel via sock_diag
+(exporter/sockdiag.py): the only honest way to see a UDP port such as Geneve's 6081.
+The NodePort range is counted, not swept.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from exporter.config import Config
 from exporter.model import CheckOutput, OutputBuilder
 from exporter.nodeaddr import NodeAddress, resolve
 from exporter.paths import Paths
+from exporter.sockdiag import listening_ports
 from exporter.spec import PORTS, Expectation
-
-TCP_LISTEN = 10
-UDP_UNCONNECTED = 7  # TCP_CLOSE: how sock_diag reports a bound, unconnected UDP socket
 
 
 @dataclass(frozen=True)
@@ -58,23 +56,6 @@ def targets(config: Config) -> list[Target]:
             key = (extra.component, port, extra.protocol)
             found[key] = Target(extra.component, port, extra.protocol, extra.expectation)
     return list(found.values())
-
-
-def listening_ports() -> dict[str, set[int]]:
-    """Ports with a listening TCP socket or a bound UDP socket, any address, v4 and v6."""
-    from pyroute2 import DiagSocket
-
-    result: dict[str, set[int]] = {"tcp": set(), "udp": set()}
-    with DiagSocket() as diag:
-        diag.bind()
-        for family in (socket.AF_INET, socket.AF_INET6):
-            for protocol, proto, state in (
-                ("tcp", socket.IPPROTO_TCP, TCP_LISTEN),
-                ("udp", socket.IPPROTO_UDP, UDP_UNCONNECTED),
-            ):
-                for msg in diag.get_sock_stats(family=family, protocol=proto, states=1 << state):
-                    result[protocol].add(int(msg["idiag_sport"]))
-    return result
 
 
 def sweep(address: str, ports: list[int], limit_seconds: float, concurrency: int) -> list[Probe]:
