@@ -5,7 +5,7 @@ docs/metrics.md is generated from this list, and checks can only emit what it de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 MetricType = Literal["gauge", "counter", "histogram"]
@@ -18,6 +18,10 @@ class MetricDef:
     help: str
     labels: tuple[str, ...]
     source: str  # the check that emits it, or "exporter"
+    label_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label_set", frozenset(self.labels))
 
 
 CATALOG: list[MetricDef] = []

@@ -123,6 +123,6 @@ class OutputBuilder:
 
 
 def _label_values(metric: MetricDef, labels: dict[str, str]) -> tuple[str, ...]:
-    if set(labels) != set(metric.labels):
+    if labels.keys() != metric.label_set:
         raise ValueError(f"{metric.name} takes labels {metric.labels}, got {sorted(labels)}")
-    return tuple(str(labels[name]) for name in metric.labels)
+    return tuple([labels[name] for name in metric.labels])
