@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -17,6 +18,17 @@ from typing import TypeVar
 from exporter.model import CheckError
 
 T = TypeVar("T")
+
+#: nice value of the threads doing check and encoding work: when a core is contended the
+#: kernel runs the thread serving scrapes first
+BACKGROUND_NICE = 10
+
+
+def lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: a thread id is a process id for
+    setpriority). Always permitted: lowering needs no privilege."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 class BlockingGate:
@@ -46,6 +58,7 @@ class BlockingGate:
                 future.set_exception(value)
 
         def work() -> None:
+            lower_priority()
             try:
                 result: object = fn()
                 ok = True

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__, metrics
+from exporter.blocking import lower_priority
 from exporter.encoder import assemble, sample_lines
 from exporter.metrics import CATALOG
 from exporter.model import CheckOutput, HistogramSample, Sample
@@ -155,6 +156,7 @@ class Exposition:
         threading.Thread(target=self._encode_latest, name="exposition", daemon=True).start()
 
     def _encode_latest(self) -> None:
+        lower_priority()
         while True:
             with self._lock:
                 snapshot = self._latest

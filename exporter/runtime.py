@@ -75,8 +75,13 @@ class Runtime:
         self._listeners.append(listener)
 
     def start(self) -> None:
-        for check in self.checks:
-            self._tasks.append(asyncio.create_task(self._loop(check), name=f"check-{check.name}"))
+        for index, check in enumerate(self.checks):
+            # every check runs at once at start (readiness), then each keeps its own phase
+            # in its interval, so that the checks' threads seldom run at the same time
+            phase = check.settings.interval * index / len(self.checks)
+            self._tasks.append(
+                asyncio.create_task(self._loop(check, phase), name=f"check-{check.name}")
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -109,9 +114,9 @@ class Runtime:
         duration = time.monotonic() - started
         return self._publish(check, output, result, error, duration)
 
-    async def _loop(self, check: Check) -> None:
+    async def _loop(self, check: Check, phase: float = 0.0) -> None:
         interval = check.settings.interval
-        next_run = time.monotonic()
+        next_run = time.monotonic() - interval + phase  # the first run is now
         while True:
             try:
                 await self.run_once(check)
