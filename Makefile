@@ -60,6 +60,8 @@ bench: $(STAMP) debs
 	$(BIN)/python bench/scrape.py
 	PYTHONPATH=. $(BIN)/python bench/ports.py
 	PYTHONPATH=. $(BIN)/python bench/scale.py
+	$(BIN)/python -m pytest bench/test_encode.py --benchmark-only -q \
+		--benchmark-json=bench/results/encode.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -25,10 +25,12 @@ BACKGROUND_NICE = 10
 
 
 def lower_priority() -> None:
-    """Lower the calling thread's CPU priority (Linux: a thread id is a process id for
-    setpriority). Always permitted: lowering needs no privilege."""
+    """Lower the calling thread's CPU priority by BACKGROUND_NICE from what it inherited
+    (Linux: setpriority takes a thread id). Always permitted: lowering needs no privilege."""
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        thread = threading.get_native_id()
+        nice = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, nice + BACKGROUND_NICE))
 
 
 class BlockingGate:

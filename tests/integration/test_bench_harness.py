@@ -62,3 +62,17 @@ def test_quick_scale_bench_runs(tmp_path: Path) -> None:
     small, big = rows
     assert big["samples"] > 5 * small["samples"]  # 64 disks, 256 NICs, 1,000 ports are there
     assert set(big["cycle_median_ms"]) >= {"disk", "network", "ports"}
+
+
+def test_encode_bench_runs() -> None:
+    """pytest-benchmark's run of both encoders, each once (--benchmark-disable)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench/test_encode.py", "--benchmark-disable", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 passed" in done.stdout

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import logging
+import os
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -14,7 +19,8 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
-from exporter.checks.base import Check
+from exporter.blocking import BACKGROUND_NICE, BlockingGate
+from exporter.checks.base import BlockingCheck, Check
 from exporter.cli import build_checks
 from exporter.config import Config
 from exporter.exposition import Exposition, Identity
@@ -227,3 +233,47 @@ async def test_warm_encodes_off_the_loop_and_serves_the_result(tmp_path: Path) -
     again, _ = exposition.render(runtime.snapshot, PROMETHEUS_ACCEPT, gzipped=True)
     assert again is first
     assert b"kubev_cpu_logical_cores 4.0" in gzip.decompress(first)
+
+
+class _Recording(BlockingCheck):
+    """Records when it runs. The scheduler is under test here, not a check, so these
+    checks read nothing: each sleeps 30 ms in its thread and notes the time."""
+
+    runs: ClassVar[list[tuple[str, float, float]]] = []
+
+    def collect(self) -> CheckOutput:
+        begun = time.monotonic()
+        time.sleep(0.03)
+        self.runs.append((self.name, begun, time.monotonic()))
+        return CheckOutput()
+
+
+async def test_checks_keep_apart_after_the_first_round() -> None:
+    """Four checks with the same interval: all run at once at start (so /-/ready comes
+    soon), then each in its own phase, so their threads do not compete with each other
+    and with the scrapes."""
+    names = ("kvm", "compute", "disk", "network")
+    cfg = Config()
+    for name in names:
+        cfg = cfg.with_check(name, interval=0.4, timeout=0.4)
+    checks = [type(f"Recording_{n}", (_Recording,), {"name": n})(cfg, Paths()) for n in names]
+    _Recording.runs = []
+    runtime = Runtime(cfg, checks)
+    runtime.start()
+    await asyncio.sleep(2.1)
+    await runtime.stop()
+    runs = _Recording.runs
+    firsts = {name: min(b for n, b, _ in runs if n == name) for name in names}
+    assert max(firsts.values()) - min(firsts.values()) < 0.02  # the first round: together
+    later = sorted((b, e) for n, b, e in runs if b > firsts[n])
+    assert len(later) >= 4 * 4
+    overlaps = [(a, b) for a, b in itertools.pairwise(later) if b[0] < a[1]]
+    assert overlaps == [], f"checks ran at the same time: {overlaps}"
+
+
+async def test_blocking_work_runs_below_the_serving_thread() -> None:
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    gate = BlockingGate("kvm")
+    seen = await gate.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert seen == min(19, own + BACKGROUND_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
