@@ -2,7 +2,9 @@
 
 A fixture node with 64 disks and 256 NICs and a config with 1,000 ports (loopback
 listeners), against the compliant fixture node (2 disks, 2 NICs, the spec's ports). Every
-check runs every 2 seconds, so cycles overlap the scrapes wrk makes.
+check runs every 2 seconds, so cycles overlap the scrapes wrk makes. The baselines: the
+compliant node with every check off (the same server with nothing running beside it), and
+with every check at its default interval.
 
     PYTHONPATH=. python bench/scale.py            # about a minute
     PYTHONPATH=. python bench/scale.py --quick
@@ -59,7 +61,16 @@ def big_node(target: Path, disks: int, nics: int) -> None:
     (target / "dev").mkdir(exist_ok=True)
 
 
-def config(path: Path, ports: int) -> None:
+#: the two baselines' configs: every check off; every check at its default interval
+OFF = "checks:\n" + "".join(f"  {c}: {{enabled: false}}\n" for c in CHECKS)
+DEFAULT = "node_address: 127.0.0.1\nchecks:\n  dns: {names: [localhost]}\n"
+
+
+def config(path: Path, ports: int | str) -> None:
+    """Every check every 2 s, with `ports` extra loopback ports; or a baseline's config."""
+    if isinstance(ports, str):
+        path.write_text(ports)
+        return
     absent = ", ".join(f"{p.component}: absent" for p in PORTS)
     extra = (
         f"    expectations: {{{absent}}}\n"
@@ -92,7 +103,9 @@ def cycle_times(port: int, seconds: float) -> dict[str, float]:
     return {c: round(statistics.median(v) * 1000, 2) for c, v in seen.items() if v}
 
 
-def run(name: str, tree: Path, ports: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def run(
+    name: str, tree: Path, ports: int | str, args: argparse.Namespace, tmp: Path
+) -> dict[str, Any]:
     cfg = tmp / f"{name}.yaml"
     config(cfg, ports)
     port = free_port()
@@ -107,7 +120,8 @@ def run(name: str, tree: Path, ports: int, args: argparse.Namespace, tmp: Path) 
         f"--path.rootfs={tree}/root",
         f"--path.dev={tree}/dev",
     ]
-    with loopback_listeners(ports), process(cmd, port, "/-/ready"):
+    listeners = ports if isinstance(ports, int) else 0
+    with loopback_listeners(listeners), process(cmd, port, "/-/ready"):
         cycles = cycle_times(port, args.seconds)
         latency = wrk(port, args.seconds, 1)
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read()
@@ -135,15 +149,26 @@ def main() -> int:
         big = tmp / "big"
         big_node(big, disks=64, nics=256)
         rows = [
-            run("compliant: 2 disks, 2 NICs, spec ports", small, 0, args, tmp),
-            run("scaled: 64 disks, 256 NICs, 1,000 ports", big, 1000, args, tmp),
+            run("compliant, every check off (baseline)", small, OFF, args, tmp),
+            run("compliant, default intervals", small, DEFAULT, args, tmp),
+            run("compliant, every check every 2 s", small, 0, args, tmp),
+            run(
+                "scaled (64 disks, 256 NICs, 1,000 ports), every check every 2 s",
+                big,
+                1000,
+                args,
+                tmp,
+            ),
         ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
     print("| node | samples | " + " | ".join(CHECKS) + " | scrape p50 | p99 | max |")
     print("|---" * (len(CHECKS) + 5) + "|")
     for r in rows:
-        cycles = " | ".join(f"{r['cycle_median_ms'].get(c, 0):.1f} ms" for c in CHECKS)
+        cycles = " | ".join(
+            f"{r['cycle_median_ms'][c]:.1f} ms" if c in r["cycle_median_ms"] else "-"
+            for c in CHECKS
+        )
         s = r["scrape"]
         print(
             f"| {r['node']} | {r['samples']} | {cycles} | {s['p50_ms']:.2f} ms | "

@@ -58,8 +58,10 @@ def test_quick_scale_bench_runs(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
     quick_bench("scale", out)
     rows = json.loads(out.read_text())["rows"]
-    assert len(rows) == 2
-    small, big = rows
+    assert len(rows) == 4
+    off, default, small, big = rows
+    assert off["cycle_median_ms"] == {}  # every check off
+    assert set(default["cycle_median_ms"]) == set(small["cycle_median_ms"])
     assert big["samples"] > 5 * small["samples"]  # 64 disks, 256 NICs, 1,000 ports are there
     assert set(big["cycle_median_ms"]) >= {"disk", "network", "ports"}
 
