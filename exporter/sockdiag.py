@@ -12,11 +12,13 @@ import errno
 import os
 import socket
 import struct
+from dataclasses import dataclass, field
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
+NLM_F_DUMP_INTR = 0x10
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 
@@ -27,6 +29,7 @@ _HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 #: struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zeroed sockid (48)
 _REQUEST = struct.Struct("=BBBxI48x")
 _SPORT = struct.Struct("!H")  # inet_diag_msg.id.idiag_sport: 4 bytes into the message
+_ERRNO = struct.Struct("=i")  # nlmsgerr.error, and NLMSG_DONE's payload: -errno or 0
 _MSG_MIN = 72  # sizeof(struct inet_diag_msg)
 _RECV = 65536
 
@@ -38,53 +41,94 @@ class SockDiagError(OSError):
     pass
 
 
-def _dump(
-    sock: socket.socket, family: int, protocol: int, state: int, seq: int, budget: int
-) -> tuple[set[int], int]:
-    payload = _REQUEST.pack(family, protocol, 0, 1 << state)
-    sock.send(
-        _HEADER.pack(
-            _HEADER.size + len(payload), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0
-        )
-        + payload
-    )
-    ports: set[int] = set()
-    while True:
-        data = sock.recv(_RECV)
-        budget -= len(data)
-        if budget < 0:
-            raise SockDiagError(errno.EMSGSIZE, f"sock_diag reply over {MAX_REPLY_BYTES} bytes")
-        offset = 0
-        while offset + _HEADER.size <= len(data):
-            length, kind, _, reply_seq, _ = _HEADER.unpack_from(data, offset)
-            if length < _HEADER.size or offset + length > len(data):
-                raise SockDiagError(errno.EBADMSG, "truncated sock_diag message")
-            if reply_seq == seq:
-                if kind == NLMSG_DONE:
-                    return ports, budget
-                if kind == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", data, offset + _HEADER.size)
-                    raise SockDiagError(-code, f"sock_diag: {os.strerror(-code)}")
-                if kind == SOCK_DIAG_BY_FAMILY and length >= _HEADER.size + _MSG_MIN:
-                    ports.add(_SPORT.unpack_from(data, offset + _HEADER.size + 4)[0])
-            offset += (length + 3) & ~3
+@dataclass
+class Dump:
+    """What one dump's datagrams said so far."""
+
+    seq: int
+    ports: set[int] = field(default_factory=set)
+    done: bool = False
+    #: NLM_F_DUMP_INTR: sockets changed during the dump, which may have missed some
+    interrupted: bool = False
+
+
+def _errno_at(data: bytes, offset: int, length: int, what: str) -> int:
+    if length < _HEADER.size + 4:
+        raise SockDiagError(errno.EBADMSG, f"truncated netlink {what} message")
+    code: int = _ERRNO.unpack_from(data, offset + _HEADER.size)[0]
+    return abs(code)
+
+
+def parse_reply(data: bytes, dump: Dump) -> None:
+    """Read one netlink datagram of a sock_diag dump into `dump`: the source ports of its
+    sockets, whether it ends the dump. Anything malformed raises SockDiagError, and so does
+    an error the kernel reports (in NLMSG_ERROR, or in NLMSG_DONE's payload, which is how
+    a dump that fails midway, such as a protocol without its diag module, ends)."""
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, kind, flags, seq, _ = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size or offset + length > len(data):
+            raise SockDiagError(errno.EBADMSG, "truncated sock_diag message")
+        if seq == dump.seq:
+            dump.interrupted |= bool(flags & NLM_F_DUMP_INTR)
+            if kind == NLMSG_DONE:
+                code = _errno_at(data, offset, length, "done")
+                if code:
+                    raise SockDiagError(code, f"sock_diag dump: {os.strerror(code)}")
+                dump.done = True
+                return
+            if kind == NLMSG_ERROR:
+                code = _errno_at(data, offset, length, "error")
+                if code:
+                    raise SockDiagError(code, f"sock_diag: {os.strerror(code)}")
+            elif kind == SOCK_DIAG_BY_FAMILY and length >= _HEADER.size + _MSG_MIN:
+                dump.ports.add(_SPORT.unpack_from(data, offset + _HEADER.size + 4)[0])
+        offset += (length + 3) & ~3
+
+
+class _Socket:
+    """One sock_diag socket: numbered requests, one byte budget for all replies."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.seq = 0
+        self.budget = MAX_REPLY_BYTES
+
+    def dump(self, family: int, protocol: int, state: int) -> Dump:
+        """One dump; once more if the kernel says sockets changed during it."""
+        for _ in range(2):
+            self.seq += 1
+            dump = Dump(self.seq)
+            payload = _REQUEST.pack(family, protocol, 0, 1 << state)
+            flags = NLM_F_REQUEST | NLM_F_DUMP
+            size = _HEADER.size + len(payload)
+            self.sock.send(_HEADER.pack(size, SOCK_DIAG_BY_FAMILY, flags, self.seq, 0) + payload)
+            while not dump.done:
+                data = self.sock.recv(_RECV)
+                self.budget -= len(data)
+                if self.budget < 0:
+                    raise SockDiagError(
+                        errno.EMSGSIZE, f"sock_diag reply over {MAX_REPLY_BYTES} bytes"
+                    )
+                parse_reply(data, dump)
+            if not dump.interrupted:
+                break
+        return dump
 
 
 def listening_ports(timeout: float = 2.0) -> dict[str, set[int]]:
     """Ports with a listening TCP socket or a bound, unconnected UDP socket, on any
-    address, IPv4 and IPv6, in this process's network namespace."""
+    address, IPv4 and IPv6, in this process's network namespace. `timeout` bounds each
+    receive; the check's own timeout bounds the whole."""
     result: dict[str, set[int]] = {"tcp": set(), "udp": set()}
-    budget = MAX_REPLY_BYTES
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as sock:
         sock.settimeout(timeout)
         sock.bind((0, 0))
-        seq = 0
+        diag = _Socket(sock)
         for family in (socket.AF_INET, socket.AF_INET6):
             for name, protocol, state in (
                 ("tcp", socket.IPPROTO_TCP, TCP_LISTEN),
                 ("udp", socket.IPPROTO_UDP, UDP_UNCONNECTED),
             ):
-                seq += 1
-                ports, budget = _dump(sock, family, protocol, state, seq, budget)
-                result[name] |= ports
+                result[name] |= diag.dump(family, protocol, state).ports
     return result

@@ -3,12 +3,17 @@ namespace the test creates, so that the only sockets there are the test's."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import struct
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter import sockdiag
 from tests.helpers import ROOT, needs_root, network_namespace
@@ -107,3 +112,79 @@ def test_reply_size_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sockdiag, "MAX_REPLY_BYTES", 0)
     with pytest.raises(sockdiag.SockDiagError, match="over 0 bytes"):
         sockdiag.listening_ports()
+
+
+def message(kind: int, seq: int, payload: bytes, flags: int = 2) -> bytes:
+    header = struct.pack("=IHHII", 16 + len(payload), kind, flags, seq, 0)
+    return header + payload + b"\0" * (-len(payload) % 4)
+
+
+def diag_message(seq: int, port: int, attributes: bytes, flags: int = 2) -> bytes:
+    """An inet_diag_msg for a socket with this source port, as the kernel lays it out."""
+    body = struct.pack("=BBBB", 2, 10, 0, 0) + struct.pack("!HH", port, 0) + b"\0" * 64
+    return message(sockdiag.SOCK_DIAG_BY_FAMILY, seq, body + attributes, flags)
+
+
+def done(seq: int, code: int = 0) -> bytes:
+    return message(sockdiag.NLMSG_DONE, seq, struct.pack("=i", code))
+
+
+@given(
+    ports=st.lists(st.integers(0, 65535), max_size=50),
+    attributes=st.binary(max_size=40),
+    seq=st.integers(1, 2**32 - 1),
+)
+def test_parse_reply_reads_every_port(ports: list[int], attributes: bytes, seq: int) -> None:
+    data = b"".join(diag_message(seq, p, attributes) for p in ports)
+    dump = sockdiag.Dump(seq)
+    sockdiag.parse_reply(data, dump)
+    assert not dump.done
+    sockdiag.parse_reply(data + done(seq), dump)
+    assert dump.done and not dump.interrupted
+    assert dump.ports == set(ports)
+    # a datagram answering another request (another seq) adds nothing
+    other = sockdiag.Dump(seq ^ 1)
+    sockdiag.parse_reply(data, other)
+    assert other.ports == set()
+
+
+#: netlink messages as a broken or hostile peer could frame them: any length field, the
+#: kinds the parser acts on, the right sequence number mostly, payloads of any size
+framed = st.lists(
+    st.tuples(
+        st.integers(0, 600) | st.integers(0, 2**32 - 1),
+        st.sampled_from([sockdiag.NLMSG_ERROR, sockdiag.NLMSG_DONE, 20, 1, 0xFFFF]),
+        st.sampled_from([1, 1, 1, 2]),
+        st.binary(max_size=120),
+    ),
+    max_size=6,
+).map(lambda msgs: b"".join(struct.pack("=IHHII", n, k, 0, q, 0) + p for n, k, q, p in msgs))
+
+
+@given(framed | st.binary(max_size=400))
+def test_parse_reply_garbage_is_an_error_or_nothing(data: bytes) -> None:
+    """Whatever a datagram holds, the parser returns or raises SockDiagError, never
+    struct.error or IndexError (which would surface as an "unexpected" check failure)."""
+    with contextlib.suppress(sockdiag.SockDiagError):
+        sockdiag.parse_reply(data, sockdiag.Dump(1))
+
+
+def test_kernel_errors_name_the_errno() -> None:
+    err = message(sockdiag.NLMSG_ERROR, 7, struct.pack("=i", -errno.EPERM) + b"\0" * 16)
+    with pytest.raises(sockdiag.SockDiagError, match="Operation not permitted"):
+        sockdiag.parse_reply(err, sockdiag.Dump(7))
+    # a dump that fails midway ends in NLMSG_DONE with the error as its payload (a
+    # protocol whose diag module is missing): that is an error, not "no sockets"
+    with pytest.raises(sockdiag.SockDiagError, match="No such file or directory"):
+        sockdiag.parse_reply(diag_message(7, 6081, b"") + done(7, -errno.ENOENT), sockdiag.Dump(7))
+    with pytest.raises(sockdiag.SockDiagError, match="truncated"):
+        sockdiag.parse_reply(message(sockdiag.NLMSG_ERROR, 7, b"\xff\xff"), sockdiag.Dump(7))
+    with pytest.raises(sockdiag.SockDiagError, match="truncated"):  # longer than the datagram
+        sockdiag.parse_reply(err[:-4], sockdiag.Dump(7))
+
+
+def test_an_interrupted_dump_is_flagged() -> None:
+    dump = sockdiag.Dump(3)
+    sockdiag.parse_reply(diag_message(3, 10250, b"", flags=2 | sockdiag.NLM_F_DUMP_INTR), dump)
+    sockdiag.parse_reply(done(3), dump)
+    assert dump.done and dump.interrupted and dump.ports == {10250}
