@@ -79,7 +79,9 @@ def config(path: Path, ports: int | str) -> None:
         if ports
         else ""
     )
-    every = "".join(f"  {c}: {{interval: 2s, timeout: 2s}}\n" for c in CHECKS if c != "ports")
+    every = "".join(
+        f"  {c}: {{interval: 2s, timeout: 2s}}\n" for c in CHECKS if c not in ("ports", "dns")
+    )
     path.write_text(
         "node_address: 127.0.0.1\nchecks:\n"
         + every

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from exporter import yamlload
 from exporter.spec import PORTS, Expectation, PortRange, Profile, Role
 
 T = TypeVar("T")
@@ -473,12 +474,9 @@ def load(path: Path) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlload.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
+        raise ConfigError(f"{path}: {yamlload.describe(e)}") from None
     try:
         return from_mapping(data, source=str(path))
     except ConfigError as e:

@@ -22,7 +22,8 @@ from functools import cache
 from exporter.metrics import MetricDef
 from exporter.model import HistogramSample, Sample
 
-_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+#: no colons: they are for recording rules, and prometheus_client rewrites them in samples
+_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _INF = math.inf
 

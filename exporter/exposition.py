@@ -6,6 +6,7 @@ once, in a thread, right after a result arrives (see Exposition.warm()).
 
 from __future__ import annotations
 
+import logging
 import platform
 import threading
 import zlib
@@ -21,6 +22,8 @@ from exporter.metrics import CATALOG
 from exporter.model import CheckOutput, HistogramSample, Sample
 from exporter.runtime import Snapshot
 from exporter.spec import Profile, Role, requirements
+
+log = logging.getLogger("exporter.exposition")
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -74,22 +77,39 @@ def wants_openmetrics(accept: str) -> bool:
 
 class _OutputLines:
     """Each check's encoded lines, kept until the check publishes a new output: a new
-    result re-encodes that check's samples only, never the other checks'."""
+    result re-encodes that check's samples only, never the other checks'. Two outputs per
+    check are kept, so that a scrape of the previous snapshot while the next one is encoded
+    does not evict it."""
+
+    KEEP = 2
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[CheckOutput, dict[bool, dict[str, str]]]] = {}
+        self._entries: dict[str, list[tuple[CheckOutput, dict[bool, dict[str, str]]]]] = {}
+
+    def _find(self, check: str, output: CheckOutput) -> dict[bool, dict[str, str]] | None:
+        for cached, formats in self._entries.get(check, ()):
+            if cached is output:
+                return formats
+        return None
 
     def lines(self, check: str, output: CheckOutput, openmetrics: bool) -> dict[str, str]:
         with self._lock:
-            entry = self._entries.get(check)
-            if entry is None or entry[0] is not output:
-                entry = (output, {})
-                self._entries[check] = entry
-            encoded = entry[1].get(openmetrics)
-            if encoded is None:
-                encoded = entry[1][openmetrics] = sample_lines(output.samples, openmetrics)
-            return encoded
+            formats = self._find(check, output)
+            if formats is not None and openmetrics in formats:
+                return formats[openmetrics]
+        # encoded outside the lock: a scrape encoding a format nobody asked for before
+        # never waits behind the encoder thread (at worst both encode the same lines)
+        encoded = sample_lines(output.samples, openmetrics)
+        with self._lock:
+            formats = self._find(check, output)
+            if formats is None:
+                formats = {}
+                kept = self._entries.setdefault(check, [])
+                kept.insert(0, (output, formats))
+                del kept[self.KEEP :]
+            formats[openmetrics] = encoded
+        return encoded
 
 
 class _Encoded:
@@ -158,18 +178,23 @@ class Exposition:
 
     def _encode_latest(self) -> None:
         lower_priority()
-        while True:
+        try:
+            while True:
+                with self._lock:
+                    snapshot = self._latest
+                assert snapshot is not None
+                encoded = _Encoded(snapshot, self.identity, self._lines, self.extra)
+                for openmetrics, gzipped in list(self._wanted):
+                    encoded.body(openmetrics, gzipped)
+                with self._lock:
+                    self._ready = encoded
+                    if self._latest is snapshot:
+                        self._encoding = False
+                        return
+        except Exception:  # a bug; scrapes then encode themselves and show the error
+            log.exception("encoding the exposition failed")
             with self._lock:
-                snapshot = self._latest
-            assert snapshot is not None
-            encoded = _Encoded(snapshot, self.identity, self._lines, self.extra)
-            for openmetrics, gzipped in list(self._wanted):
-                encoded.body(openmetrics, gzipped)
-            with self._lock:
-                self._ready = encoded
-                if self._latest is snapshot:
-                    self._encoding = False
-                    return
+                self._encoding = False
 
     def render(self, snapshot: Snapshot, accept: str, gzipped: bool) -> tuple[bytes, str]:
         """The body and content type for this Accept header."""

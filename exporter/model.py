@@ -125,4 +125,4 @@ class OutputBuilder:
 def _label_values(metric: MetricDef, labels: dict[str, str]) -> tuple[str, ...]:
     if labels.keys() != metric.label_set:
         raise ValueError(f"{metric.name} takes labels {metric.labels}, got {sorted(labels)}")
-    return tuple([labels[name] for name in metric.labels])
+    return tuple([str(labels[name]) for name in metric.labels])

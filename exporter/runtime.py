@@ -77,7 +77,8 @@ class Runtime:
     def start(self) -> None:
         for index, check in enumerate(self.checks):
             # every check runs at once at start (readiness), then each keeps its own phase
-            # in its interval, so that the checks' threads seldom run at the same time
+            # in its interval, so that the checks' threads seldom run at the same time; a
+            # check never runs again sooner than its interval
             phase = check.settings.interval * index / len(self.checks)
             self._tasks.append(
                 asyncio.create_task(self._loop(check, phase), name=f"check-{check.name}")
@@ -116,7 +117,7 @@ class Runtime:
 
     async def _loop(self, check: Check, phase: float = 0.0) -> None:
         interval = check.settings.interval
-        next_run = time.monotonic() - interval + phase  # the first run is now
+        next_run = time.monotonic() + phase  # runs now, then at start + phase + k * interval
         while True:
             try:
                 await self.run_once(check)

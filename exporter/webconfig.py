@@ -27,6 +27,7 @@ import bcrypt
 import yaml
 from aiohttp import web
 
+from exporter import yamlload
 from exporter.config import ConfigError, _Section
 
 log = logging.getLogger("exporter.web")
@@ -82,11 +83,11 @@ def _choice(choices: Mapping[str, object]) -> Callable[[object, str], str]:
 
 def load(path: Path) -> WebConfig:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlload.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{path}: {yamlload.describe(e)}") from None
     try:
         top = _Section(data, "")
         tls = None

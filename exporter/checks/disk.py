@@ -150,7 +150,7 @@ class DiskCheck(Check):
 
     async def _probe(self, host_path: str) -> PathProbe:
         local = str(self.paths.root(host_path))
-        gate = self._path_gates.setdefault(host_path, BlockingGate(f"disk-{host_path}"))
+        gate = self._path_gates.setdefault(host_path, BlockingGate(f"disk-{host_path}", timed=True))
         budget = self.disk_settings.timeout * 0.8
         try:
             async with asyncio.timeout(budget):

@@ -76,7 +76,7 @@ class DnsCheck(Check):
 
     async def _lookup(self, name: str) -> Lookup:
         limit = self.config.dns.lookup_timeout
-        gate = self._gates.setdefault(name, BlockingGate(f"dns-{name}"))
+        gate = self._gates.setdefault(name, BlockingGate(f"dns-{name}", timed=True))
         started = time.perf_counter()
         try:
             async with asyncio.timeout(limit):

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from exporter import metrics
+from exporter.blocking import BlockingGate, lower_priority
 from exporter.checks.base import BlockingCheck
 from exporter.config import Config
 from exporter.model import CheckOutput, OutputBuilder
@@ -118,6 +119,7 @@ class PortsCheck(BlockingCheck):
 
     def __init__(self, config: Config, paths: Paths) -> None:
         super().__init__(config, paths)
+        self.gate = BlockingGate(self.name, timed=True)  # the sweep times connects
         self.all_targets = targets(config)
         self.targets = self.all_targets[: config.ports.max_items]
 
@@ -141,6 +143,7 @@ class PortsCheck(BlockingCheck):
         """Probe, then build the output, both in the check's thread: a thousand ports make
         four thousand samples, work the event loop must not do."""
         node, listening, results = self._probe_all()
+        lower_priority()  # the connects are timed; building the samples is not
         out = OutputBuilder()
         out.cap(self.all_targets, self.config.ports.max_items, "ports", "ports")
         out.add(metrics.NODE_ADDRESS_INFO, 1, address=node.address, source=node.source)

@@ -215,6 +215,10 @@ def test_sighup_reloads_without_dropping_the_listener(tmp_path: Path, pki: Path)
             "tls_server_config.min_version: must be one of TLS10, TLS11, TLS12, TLS13, got 'TLS14'",
         ),
         ("tls_srever_config: {}\n", "tls_srever_config: unknown key"),
+        (
+            "basic_auth_users: {prometheus: $2y$10$x}\nbasic_auth_users: {}\n",
+            "not valid YAML at line 2, column 1: key 'basic_auth_users' is given twice",
+        ),
     ],
 )
 def test_bad_web_config_exits_2(tmp_path: Path, content: str, message: str) -> None:

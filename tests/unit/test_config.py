@@ -115,6 +115,10 @@ BAD_CONFIGS = [
     ("node_address: 10.0.0.300\n", "node_address: must be auto or an IP address, got '10.0.0.300'"),
     ("- a\n- b\n", "top level: must be a mapping, got a list"),
     (
+        "checks:\n  kvm:\n    interval: 10s\n    timeout: 2s\n    interval: 20s\n",
+        "not valid YAML at line 5, column 5: key 'interval' is given twice",
+    ),
+    (
         "profile: [unclosed\n",
         "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'",
     ),

@@ -83,6 +83,8 @@ numbers = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
     [0.0, -0.0, 1.0, 1e6, 1234567.0, 12345678.9, 1e-7, 0.1, 1e22, -5e9, 3.0]
 )
 BOUNDS = (0.001, 0.005, 0.01, 0.1, 1.0, 10.0, math.inf)
+#: a first bound below zero: prometheus_client then writes no _count and _sum
+NEGATIVE_BOUNDS = (-1.0, -0.5, 0.0, 0.5, 1.0, 2.0, math.inf)
 
 
 @st.composite
@@ -93,11 +95,12 @@ def catalog_samples(draw: st.DrawFn) -> list[Sample | HistogramSample]:
             labels = tuple(draw(label_values) for _ in metric.labels)
             if metric.type == "histogram":
                 counts = sorted(draw(st.lists(st.integers(0, 10**6), min_size=7, max_size=7)))
+                bounds = draw(st.sampled_from([BOUNDS, NEGATIVE_BOUNDS]))
                 out.append(
                     HistogramSample(
                         metric,
                         labels,
-                        tuple(zip(BOUNDS, counts, strict=True)),
+                        tuple(zip(bounds, counts, strict=True)),
                         draw(st.floats(0, 1e6)),
                         counts[-1],
                     )

@@ -260,7 +260,7 @@ async def test_checks_keep_apart_after_the_first_round() -> None:
     _Recording.runs = []
     runtime = Runtime(cfg, checks)
     runtime.start()
-    await asyncio.sleep(2.1)
+    await asyncio.sleep(2.3)
     await runtime.stop()
     runs = _Recording.runs
     firsts = {name: min(b for n, b, _ in runs if n == name) for name in names}
@@ -269,6 +269,9 @@ async def test_checks_keep_apart_after_the_first_round() -> None:
     assert len(later) >= 4 * 4
     overlaps = [(a, b) for a, b in itertools.pairwise(later) if b[0] < a[1]]
     assert overlaps == [], f"checks ran at the same time: {overlaps}"
+    for name in names:  # and none ran again sooner than its interval
+        begins = sorted(b for n, b, _ in runs if n == name)
+        assert min(b - a for a, b in itertools.pairwise(begins)) > 0.38, name
 
 
 async def test_blocking_work_runs_below_the_serving_thread() -> None:
@@ -277,3 +280,7 @@ async def test_blocking_work_runs_below_the_serving_thread() -> None:
     seen = await gate.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
     assert seen == min(19, own + BACKGROUND_NICE)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
+    # work that measures a latency keeps the priority of the thread that started it
+    timed = BlockingGate("disk-/var/lib/kubelet", timed=True)
+    seen = await timed.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert seen == own
