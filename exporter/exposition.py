@@ -125,7 +125,9 @@ class _Encoded:
         self.generation = snapshot.generation
         self._own = [*self_samples(snapshot, identity), *(extra() if extra else ())]
         self._outputs = [
-            (name, state.output) for name, state in snapshot.states.items() if state.output
+            (name, state.output)
+            for name, state in snapshot.states.items()
+            if state.output is not None
         ]
         self._cache = cache
         self._bodies: dict[tuple[bool, bool], bytes] = {}
