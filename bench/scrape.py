@@ -121,9 +121,12 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def wrk(port: int, seconds: int, connections: int, path: str = "/metrics") -> dict[str, float]:
+def wrk(
+    port: int, seconds: int, connections: int, path: str = "/metrics", netns: str | None = None
+) -> dict[str, float]:
     threads = min(2, connections)
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    cmd = ["ip", "netns", "exec", netns] if netns else []
+    cmd += ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for header in PROMETHEUS_HEADERS:
         cmd += ["-H", header]
     out = subprocess.run(

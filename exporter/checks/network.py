@@ -9,7 +9,8 @@ and a log line saying why; a negative speed is never exported.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from exporter import metrics
 from exporter.checks.base import BlockingCheck
@@ -75,31 +76,45 @@ def read_sysfs_links(paths: Paths) -> list[Link]:
 
 
 def read_netlink_links() -> list[Link]:
+    """Every link from one netlink dump. Speed and duplex are left unknown here: they
+    cost an ethtool request per link (see with_ethtool), asked only for reported links."""
     from pyroute2 import IPRoute
-    from pyroute2.ethtool import Ethtool
 
     links = []
     with IPRoute() as ipr:
         raw = list(ipr.get_links())
-    with Ethtool() as ethtool:
-        for msg in raw:
-            name = msg.get("ifname")
-            kind = msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
-            loopback = bool(msg["flags"] & IFF_LOOPBACK)
-            speed, duplex, reason = _ethtool_link(ethtool, name)
-            links.append(
-                Link(
-                    name=name,
-                    operstate=str(msg.get("operstate") or "unknown").lower(),
-                    mtu=msg.get("mtu"),
-                    carrier_changes=msg.get("carrier_changes"),
-                    physical=not loopback and (kind is None or kind in AGGREGATE_KINDS),
-                    speed_mbps=speed,
-                    no_speed_reason=reason,
-                    duplex=duplex,
-                )
+    for msg in raw:
+        kind = msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+        loopback = bool(msg["flags"] & IFF_LOOPBACK)
+        links.append(
+            Link(
+                name=msg.get("ifname"),
+                operstate=str(msg.get("operstate") or "unknown").lower(),
+                mtu=msg.get("mtu"),
+                carrier_changes=msg.get("carrier_changes"),
+                physical=not loopback and (kind is None or kind in AGGREGATE_KINDS),
+                speed_mbps=None,
+                no_speed_reason="not asked",
+                duplex=None,
             )
+        )
     return sorted(links, key=lambda link: link.name)
+
+
+def with_ethtool(links: Sequence[Link]) -> list[Link]:
+    """The links with speed and duplex from the ethtool API. A KubeVirt node has a veth
+    or tap per pod and VM; asking ethtool about each of those (~1 ms of pyroute2 parsing
+    apiece) would make this check the heaviest of all, so only reported links get here."""
+    if not links:
+        return []
+    from pyroute2.ethtool import Ethtool
+
+    with Ethtool() as ethtool:
+        result = []
+        for link in links:
+            speed, duplex, reason = _ethtool_link(ethtool, link.name)
+            result.append(replace(link, speed_mbps=speed, duplex=duplex, no_speed_reason=reason))
+        return result
 
 
 def _ethtool_link(ethtool: object, name: str) -> tuple[int | None, str | None, str | None]:
@@ -135,7 +150,8 @@ class NetworkCheck(BlockingCheck):
 
     def collect(self) -> CheckOutput:
         settings = self.config.network
-        links = read_netlink_links() if self.source() == "netlink" else read_sysfs_links(self.paths)
+        netlink = self.source() == "netlink"
+        links = read_netlink_links() if netlink else read_sysfs_links(self.paths)
         out = OutputBuilder()
         best: int | None = None
         selected = [
@@ -144,7 +160,8 @@ class NetworkCheck(BlockingCheck):
             if settings.interfaces.matches(link.name)
             and (link.physical or not settings.physical_only)
         ]
-        for link in out.cap(selected, settings.max_items, "network", "interfaces"):
+        reported = out.cap(selected, settings.max_items, "network", "interfaces")
+        for link in with_ethtool(reported) if netlink else reported:
             up = link.operstate == "up"
             out.add(metrics.NET_UP, up, interface=link.name)
             if link.mtu is not None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from exporter.spec import MBPS
 from tests.helpers import (
+    ROOT,
     Exporter,
     free_port,
     ip,
@@ -140,3 +144,46 @@ def test_node_exporter_agrees_in_the_namespace(tmp_path: Path) -> None:
             oracle.terminate()
             oracle.wait()
             exporter.stop()
+
+
+#: runs inside the namespace: one network cycle over netlink, with a spy on the ethtool
+#: request (the real one still runs) to see which links it was asked about
+ETHTOOL_SPY = """
+import json
+from exporter.checks import network
+from exporter.config import from_mapping
+from exporter.paths import Paths
+
+asked = []
+real = network._ethtool_link
+def spy(ethtool, name):
+    asked.append(name)
+    return real(ethtool, name)
+network._ethtool_link = spy
+cfg = from_mapping({"checks": {"network": {"source": "netlink", "physical_only": False,
+                                           "interfaces": {"include": "^kv"}}}})
+out = network.NetworkCheck(cfg, Paths()).collect()
+speeds = {s.labels[0]: s.value for s in out.samples if s.metric.name == "kubev_network_speed_bytes"}
+print(json.dumps({"asked": sorted(asked), "speeds": speeds}))
+"""
+
+
+@needs_root
+def test_ethtool_is_asked_only_about_reported_links() -> None:
+    """A KubeVirt node has a veth or tap per pod and VM: the check must not pay an ethtool
+    request for each link it then filters out."""
+    with network_namespace() as ns:
+        veth_pair(ns)
+        batch = "\n".join(f"link add pod{i} type veth peer name vm{i}" for i in range(20))
+        subprocess.run(["ip", "-n", ns, "-batch", "-"], input=batch, text=True, check=True)
+        done = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", ETHTOOL_SPY],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    seen = json.loads(done.stdout)
+    assert seen["asked"] == ["kva", "kvb"]
+    assert seen["speeds"] == {"kva": 10_000 * MBPS, "kvb": 10_000 * MBPS}
