@@ -60,6 +60,7 @@ bench: $(STAMP) debs
 	$(BIN)/python bench/scrape.py
 	PYTHONPATH=. $(BIN)/python bench/ports.py
 	PYTHONPATH=. $(BIN)/python bench/scale.py
+	PYTHONPATH=. $(BIN)/python bench/netlink.py
 	$(BIN)/python -m pytest bench/test_encode.py --benchmark-only -q \
 		--benchmark-json=bench/results/encode.json
 

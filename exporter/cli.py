@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from exporter import __version__, config, logs, preflight
+from exporter import __version__, config, gctune, logs, preflight
 from exporter.checks import CHECKS, Check
 from exporter.exposition import Identity
 from exporter.looplag import LoopLag
@@ -240,6 +240,7 @@ async def serve(
         return 1
     # CPU-bound work in check threads hands the GIL back to the event loop sooner
     sys.setswitchinterval(0.001)
+    gctune.tune(runtime)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

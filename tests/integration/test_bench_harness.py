@@ -66,6 +66,15 @@ def test_quick_scale_bench_runs(tmp_path: Path) -> None:
     assert set(big["cycle_median_ms"]) >= {"disk", "network", "ports"}
 
 
+@needs_root
+def test_quick_netlink_bench_runs(tmp_path: Path) -> None:
+    out = tmp_path / "netlink.json"
+    quick_bench("netlink", out)
+    rows = json.loads(out.read_text())["rows"]
+    # every veth reported and asked for its speed; then only listed (physical_only)
+    assert [(r["interfaces"], r["with_speed"]) for r in rows] == [(2, 2), (8, 0)]
+
+
 def test_encode_bench_runs() -> None:
     """pytest-benchmark's run of both encoders, each once (--benchmark-disable)."""
     done = subprocess.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import itertools
 import logging
@@ -19,6 +20,7 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
+from exporter import gctune
 from exporter.blocking import BACKGROUND_NICE, BlockingGate
 from exporter.checks.base import BlockingCheck, Check
 from exporter.cli import build_checks
@@ -284,3 +286,24 @@ async def test_blocking_work_runs_below_the_serving_thread() -> None:
     timed = BlockingGate("disk-/var/lib/kubelet", timed=True)
     seen = await timed.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
     assert seen == own
+
+
+async def test_gc_tuned_and_heap_frozen_after_the_first_round(tmp_path: Path) -> None:
+    """The first full round leaves the heap frozen (later collections skip it) and the
+    young threshold raised: see exporter/gctune.py for the stalls this removes."""
+    before = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        runtime = runtime_for(node_tree("undersized", tmp_path))
+        gctune.tune(runtime)
+        assert gc.get_threshold()[0] == gctune.GEN0_THRESHOLD
+        await runtime.run_once(runtime.checks[0])
+        assert gc.get_freeze_count() == 0  # not every check has run yet
+        await run_all(runtime)
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000
+        await run_all(runtime)
+        assert gc.get_freeze_count() == frozen  # once only
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
