@@ -57,7 +57,7 @@ test: $(STAMP) debs lint check-generated
 	$(BIN)/pytest
 
 bench: $(STAMP) debs
-	$(BIN)/python bench/scrape.py
+	PYTHONPATH=. $(BIN)/python bench/scrape.py
 	PYTHONPATH=. $(BIN)/python bench/ports.py
 	PYTHONPATH=. $(BIN)/python bench/scale.py
 	PYTHONPATH=. $(BIN)/python bench/netlink.py

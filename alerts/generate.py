@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from alerts.catalog import ALERTS, JOB, Alert, Rule
+from exporter.generated import sync
 from exporter.hints import DEFAULT_RUNBOOK_URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,29 +149,8 @@ def outputs() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    mode = argv[0] if argv else "check"
-    files = outputs()
-    if mode == "write":
-        RUNBOOKS.mkdir(parents=True, exist_ok=True)
-        for stale in RUNBOOKS.glob("*.md"):
-            if stale not in files:
-                stale.unlink()
-        for path, text in files.items():
-            path.write_text(text, encoding="utf-8")
-        return 0
-    bad = [
-        str(p.relative_to(ROOT))
-        for p, t in files.items()
-        if not p.exists() or p.read_text(encoding="utf-8") != t
-    ]
-    extra = [str(p.relative_to(ROOT)) for p in RUNBOOKS.glob("*.md") if p not in files]
-    if bad or extra:
-        print(
-            f"stale generated files (run `make generate`): {', '.join(bad + extra)}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    owned = RUNBOOKS.glob("*.md") if RUNBOOKS.is_dir() else ()
+    return sync(outputs(), argv, "generated files", owned=owned)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ connections; RSS is read from /proc/<pid>/status while a keep-alive client makes
 scrapes. Results print as Markdown tables and go to bench/results/scrape.json.
 
     make bench                      # full run (several minutes)
-    python bench/scrape.py --quick  # seconds; checks that the harness works
+    PYTHONPATH=. python bench/scrape.py --quick  # seconds; checks that the harness works
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, background
+
 RESULTS = ROOT / "bench" / "results"
 PROMETHEUS_HEADERS = [
     "Accept: application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4",
@@ -90,20 +91,8 @@ FIRST_LISTENER_PORT = 21000
 def loopback_listeners(count: int) -> Iterator[None]:
     """`count` TCP listeners on 127.0.0.1 from FIRST_LISTENER_PORT, in a helper process."""
     ports = range(FIRST_LISTENER_PORT, FIRST_LISTENER_PORT + count)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.listeners", *(f"tcp:127.0.0.1:{p}" for p in ports)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    with background(["tests.listeners", *(f"tcp:127.0.0.1:{p}" for p in ports)]):
         yield
-    finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def rss_kib(pid: int) -> int:

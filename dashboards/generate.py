@@ -13,6 +13,8 @@ from typing import Any
 
 from grafanalib._gen import DashboardEncoder
 
+from exporter.generated import sync
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -51,17 +53,7 @@ def outputs() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    mode = argv[0] if argv else "check"
-    stale = []
-    for path, text in outputs().items():
-        if mode == "write":
-            path.write_text(text, encoding="utf-8")
-        elif not path.exists() or path.read_text(encoding="utf-8") != text:
-            stale.append(path.name)
-    if stale:
-        print(f"stale dashboards (run `make generate`): {', '.join(stale)}", file=sys.stderr)
-        return 1
-    return 0
+    return sync(outputs(), argv, "dashboards")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from alerts.generate import RULES
 from dashboards.generate import outputs as dashboards
 from exporter import __version__
 from exporter.cli import DEFAULT_PORT
+from exporter.generated import sync
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
@@ -411,18 +412,7 @@ def dump(objects: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    mode = argv[0] if argv else "check"
-    stale = []
-    for path, text in files().items():
-        if mode == "write":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        elif not path.exists() or path.read_text(encoding="utf-8") != text:
-            stale.append(str(path.relative_to(ROOT)))
-    if stale:
-        print(f"stale manifests (run `make generate`): {', '.join(stale)}", file=sys.stderr)
-        return 1
-    return 0
+    return sync(files(), argv, "manifests")
 
 
 if __name__ == "__main__":

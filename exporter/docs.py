@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
+from exporter.generated import ROOT, sync
 from exporter.metrics import CATALOG
 from exporter.spec import PORTS, PROFILES, Level, Requirement, Role
 
@@ -84,21 +84,7 @@ GENERATED: dict[str, Callable[[], str]] = {
 
 
 def main(argv: list[str]) -> int:
-    mode = argv[0] if argv else "check"
-    root = Path(__file__).resolve().parent.parent
-    stale = []
-    for rel, render in GENERATED.items():
-        path = root / rel
-        text = render()
-        if mode == "write":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        elif not path.exists() or path.read_text(encoding="utf-8") != text:
-            stale.append(rel)
-    if stale:
-        print(f"stale generated files (run `make generate`): {', '.join(stale)}", file=sys.stderr)
-        return 1
-    return 0
+    return sync({ROOT / rel: render() for rel, render in GENERATED.items()}, argv, "docs")
 
 
 if __name__ == "__main__":
