@@ -49,30 +49,48 @@ def _speed_from_text(text: str | None, reason: str | None) -> tuple[int | None, 
 
 
 def read_sysfs_links(paths: Paths) -> list[Link]:
+    """Every link of class/net with what filtering needs (name, physical); the rest is
+    read by with_sysfs_details for the links the check reports: a node's pod and VM veths
+    cost a directory entry and two lookups each, not seven attribute reads."""
     base = paths.sys("class", "net")
     try:
         names = sorted(p.name for p in base.iterdir())
     except OSError as e:
         raise CheckError(f"{base}: {e.strerror}") from None
-    links = []
-    for name in names:
-        d = base / name
-        speed_text, speed_error = read_attr_errno(d / "speed")
-        speed, reason = _speed_from_text(speed_text, speed_error)
+    return [
+        Link(
+            name=name,
+            operstate="unknown",
+            mtu=None,
+            carrier_changes=None,
+            physical=(base / name / "device").exists() or (base / name / "bonding").is_dir(),
+            speed_mbps=None,
+            no_speed_reason="not asked",
+            duplex=None,
+        )
+        for name in names
+    ]
+
+
+def with_sysfs_details(paths: Paths, links: Sequence[Link]) -> list[Link]:
+    """The links with state, MTU, carrier changes, speed and duplex from class/net."""
+    result = []
+    for link in links:
+        d = paths.sys("class", "net", link.name)
+        speed, reason = _speed_from_text(*read_attr_errno(d / "speed"))
         duplex = read_optional(d / "duplex")
-        links.append(
-            Link(
-                name=name,
+        result.append(
+            replace(
+                link,
                 operstate=(read_optional(d / "operstate") or "unknown").lower(),
                 mtu=_int_or_none(read_optional(d / "mtu")),
                 carrier_changes=_int_or_none(read_optional(d / "carrier_changes")),
-                physical=(d / "device").exists() or (d / "bonding").is_dir(),
                 speed_mbps=speed,
                 no_speed_reason=reason,
                 duplex=duplex if duplex in ("full", "half") else None,
             )
         )
-    return links
+    return result
 
 
 def read_netlink_links() -> list[Link]:
@@ -161,7 +179,8 @@ class NetworkCheck(BlockingCheck):
             and (link.physical or not settings.physical_only)
         ]
         reported = out.cap(selected, settings.max_items, "network", "interfaces")
-        for link in with_ethtool(reported) if netlink else reported:
+        details = with_ethtool(reported) if netlink else with_sysfs_details(self.paths, reported)
+        for link in details:
             up = link.operstate == "up"
             out.add(metrics.NET_UP, up, interface=link.name)
             if link.mtu is not None:

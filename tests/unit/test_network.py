@@ -6,6 +6,9 @@ import asyncio
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from exporter.checks import network
 from exporter.config import Config, NameFilter, NetworkSettings
 from exporter.exposition import Exposition, Identity
 from exporter.runtime import Runtime
@@ -91,3 +94,26 @@ def test_label_values_with_quotes_and_backslashes_survive(tmp_path: Path) -> Non
         ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_attributes_read_only_for_reported_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Kubernetes deployment reads the host's /sys: a node's pod and VM veths must not
+    cost an attribute read each (the reads still happen, through a spy)."""
+    read: list[str] = []
+    real_errno, real_optional = network.read_attr_errno, network.read_optional
+
+    def spy_errno(path: Path, limit: int = 4096) -> tuple[str | None, str | None]:
+        read.append(path.parent.name)
+        return real_errno(path, limit)
+
+    def spy_optional(path: Path, limit: int = 4096) -> str | None:
+        read.append(path.parent.name)
+        return real_optional(path, limit)
+
+    monkeypatch.setattr(network, "read_attr_errno", spy_errno)
+    monkeypatch.setattr(network, "read_optional", spy_optional)
+    out = run(make("network", node_tree("compliant", tmp_path)))
+    assert values(out)[("kubev_network_speed_bytes", ("eno1",))] == 10_000 * MBPS
+    assert set(read) == {"eno1", "eno2"}  # not lo, not the veth
