@@ -1,6 +1,7 @@
 # kubev-node-exporter container image.
-# Build: docker build -t kubev-node-exporter .   Run: see docs/deploy.md (it needs the host's
-# /proc, /sys, /dev/kvm and network namespace).
+# Build: make image (passes VERSION from pyproject.toml, the one place the version is
+# written). Run: see docs/deploy.md (it needs the host's /proc, /sys, /dev/kvm and network
+# namespace).
 
 ARG PYTHON=python:3.11-slim-bookworm
 
@@ -20,7 +21,8 @@ RUN python -m venv /opt/kubev \
 
 # Stage 3: the runtime: the slim base and the venv; no compiler, no pip.
 FROM ${PYTHON}
-ARG VERSION=0.1.0
+ARG VERSION
+RUN test -n "${VERSION}" || { echo "build with --build-arg VERSION=... (make image)"; exit 1; }
 LABEL org.opencontainers.image.title="kubev-node-exporter" \
       org.opencontainers.image.description="Prometheus exporter: does this node meet the Kube-V (KubeVirt) platform requirements?" \
       org.opencontainers.image.version="${VERSION}" \

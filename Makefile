@@ -12,7 +12,9 @@ ARGS   ?=
 DEBS := prometheus prometheus-alertmanager prometheus-node-exporter dnsmasq-base \
         iproute2 wrk time util-linux curl openssl chromium python3-venv
 
-.PHONY: run test lint generate check-generated bench debs venv clean
+VERSION = $(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
+
+.PHONY: run test test-unit lint generate check-generated bench debs venv image version clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,18 +42,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 generate: $(STAMP)
-	$(BIN)/python -m exporter.docs write
-	$(BIN)/python tests/fixtures/build.py write
-	$(BIN)/python -m alerts.generate write
-	$(BIN)/python -m dashboards.generate write
-	$(BIN)/python -m deploy.generate write
+	$(BIN)/python -m tools.generate write
 
 check-generated: $(STAMP)
-	$(BIN)/python -m exporter.docs check
-	$(BIN)/python tests/fixtures/build.py check
-	$(BIN)/python -m alerts.generate check
-	$(BIN)/python -m dashboards.generate check
-	$(BIN)/python -m deploy.generate check
+	$(BIN)/python -m tools.generate check
 
 test: $(STAMP) debs lint check-generated
 	$(BIN)/pytest
@@ -63,6 +57,12 @@ bench: $(STAMP) debs
 	PYTHONPATH=. $(BIN)/python bench/netlink.py
 	$(BIN)/python -m pytest bench/test_encode.py --benchmark-only -q \
 		--benchmark-json=bench/results/encode.json
+
+version:
+	@echo $(VERSION)
+
+image:
+	docker build --build-arg VERSION=$(VERSION) -t kubev-node-exporter:$(VERSION) .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from exporter.hints import HINTS
+from exporter.checks import ROWS
 from exporter.spec import (
     DISK_IO_LATENCY_WARNING_SECONDS,
     DNS_SLOW_SECONDS,
@@ -19,6 +19,7 @@ from exporter.spec import (
     MIN_POD_MTU_BYTES,
     PROFILES,
     Level,
+    Req,
 )
 
 JOB = "kubev-node-exporter"
@@ -57,7 +58,7 @@ class Alert:
 
 
 def _levels(requirement: str) -> set[Level]:
-    return {level for reqs in PROFILES.values() for level in reqs[requirement].thresholds}
+    return {level for reqs in PROFILES.values() for level in reqs[Req(requirement)].thresholds}
 
 
 def _threshold(requirement: str, level: str, fmt: str) -> str:
@@ -167,7 +168,7 @@ ALERTS: tuple[Alert, ...] = (
             "`kubectl get node NODE -o jsonpath='{.status.allocatable}'`.",
         ),
         mitigation=(
-            HINTS["kvm"].text,
+            ROWS[Req.KVM].hint,
             "Enable VT-x / AMD-V in the BIOS/UEFI, then `modprobe kvm_intel` or `modprobe kvm_amd`.",
             "If the node is itself a VM, enable nested virtualization on its hypervisor.",
             "If only the exporter lacks access: run it with the KubeVirt device plugin resource "
@@ -234,7 +235,7 @@ ALERTS: tuple[Alert, ...] = (
             "On the node: `grep -cwE 'vmx|svm' /proc/cpuinfo`, `lscpu | grep -i virtualization`.",
         ),
         mitigation=(
-            HINTS["virtualization_extensions"].text,
+            ROWS[Req.VIRTUALIZATION_EXTENSIONS].hint,
             "Bare metal: enable Intel VT-x / AMD-V (SVM) in the firmware setup and reboot.",
             "VM: enable nested virtualization (for KVM hosts `kvm_intel nested=1` or "
             "`kvm_amd nested=1`; for cloud instances, a nested-capable instance type).",
@@ -286,7 +287,7 @@ ALERTS: tuple[Alert, ...] = (
             "Are CPUs offline? `cat /sys/devices/system/cpu/offline`; SMT disabled?",
         ),
         mitigation=(
-            HINTS["cpu_cores"].text,
+            ROWS[Req.CPU_CORES].hint,
             "Move the node to hardware with more cores, bring offline CPUs online, or judge it "
             "by the `testing` profile if it is not meant for production.",
         ),
@@ -357,7 +358,7 @@ ALERTS: tuple[Alert, ...] = (
             "Is memory reserved by hugepages or crashkernel? `cat /proc/cmdline`.",
         ),
         mitigation=(
-            HINTS["memory"].text,
+            ROWS[Req.MEMORY].hint,
             "Add RAM, or move the node to the `testing` profile if it is a test node.",
         ),
         cases=(
@@ -456,7 +457,7 @@ ALERTS: tuple[Alert, ...] = (
             "Virtual disks often claim rotational=1: check what backs them.",
         ),
         mitigation=(
-            HINTS["storage_solid_state"].text,
+            ROWS[Req.STORAGE_SOLID_STATE].hint,
             "Put VM storage on SSD/NVMe; or narrow `checks.disk.devices.include` to the disks "
             "that hold VM storage if the HDD holds something else.",
         ),
@@ -503,7 +504,7 @@ ALERTS: tuple[Alert, ...] = (
             "--size=64m --directory=/var/lib/kubelet`.",
         ),
         mitigation=(
-            HINTS["disk_latency"].text,
+            ROWS[Req.DISK_LATENCY].hint,
             "Move the storage path to faster media; find and stop the noisy neighbour.",
         ),
         cases=(
@@ -662,7 +663,7 @@ ALERTS: tuple[Alert, ...] = (
             "(negotiated speed, cabling, switch port).",
         ),
         mitigation=(
-            HINTS["nic_speed"].text,
+            ROWS[Req.NIC_SPEED].hint,
             "Fix auto-negotiation or cabling; use a 10G NIC for VM traffic.",
         ),
         cases=(
@@ -845,7 +846,7 @@ ALERTS: tuple[Alert, ...] = (
             "logs (`crictl ps`, `crictl logs`).",
         ),
         mitigation=(
-            HINTS["ports"].text,
+            ROWS[Req.PORTS].hint,
             "Restart or fix the component; open the port in host and network "
             "firewalls; if this node's role does not need it, set the role or "
             "`checks.ports.expectations`.",
@@ -960,7 +961,7 @@ ALERTS: tuple[Alert, ...] = (
             "-o wide | grep kube-ovn`.",
         ),
         mitigation=(
-            HINTS["ovn_endpoints"].text,
+            ROWS[Req.OVN_ENDPOINTS].hint,
             "Restart the failing Kube-OVN pod; with secure serving, give the exporter "
             "a bearer token and CA (`checks.ovn`).",
         ),
@@ -1017,7 +1018,7 @@ ALERTS: tuple[Alert, ...] = (
             "`cat /etc/resolv.conf`, `dig NAME @NAMESERVER`.",
         ),
         mitigation=(
-            HINTS["dns"].text,
+            ROWS[Req.DNS].hint,
             "Fix the resolver configuration or the DNS server; add the name to DNS.",
         ),
         cases=(

@@ -3,12 +3,13 @@
     python -m alerts.generate write    # make generate
     python -m alerts.generate check    # fails when a committed file is stale
 
-The runbook URL of every alert comes from RUNBOOK_URL_TEMPLATE ({alert} is replaced).
+Every alert's runbook_url comes from the one template the exporter's report uses too
+(exporter.config.DEFAULT_RUNBOOK_URL; a deployment that hosts the runbooks elsewhere sets
+the mixin's runbookURLPattern and the exporter's runbook_url_template to the same place).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from typing import Any
 import yaml
 
 from alerts.catalog import ALERTS, JOB, Alert, Rule
-from exporter.generated import sync
-from exporter.hints import DEFAULT_RUNBOOK_URL
+from exporter.config import DEFAULT_RUNBOOK_URL
+from tools.generated import sync
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerts" / "kubev-node-exporter.rules.yml"
@@ -50,7 +51,7 @@ RECORDING_RULES = [
 
 
 def runbook_url(alert: str) -> str:
-    return os.environ.get("RUNBOOK_URL_TEMPLATE", DEFAULT_RUNBOOK_URL).format(alert=alert)
+    return DEFAULT_RUNBOOK_URL.format(alert=alert)
 
 
 def _rule(alert: Alert, rule: Rule) -> dict[str, Any]:

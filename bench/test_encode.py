@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from exporter import metrics
+from exporter.checks import ports as ports_check
 from exporter.model import HistogramSample, Sample
 from tests.unit.test_encoder import ours, reference
 
@@ -24,10 +24,10 @@ def port_samples(ports: int) -> list[Sample | HistogramSample]:
     out: list[Sample | HistogramSample] = []
     for i in range(ports):
         labels = ("bench", str(21000 + i), "tcp")
-        out.append(Sample(metrics.PORT_UP, labels, 1.0))
-        out.append(Sample(metrics.PORT_LISTENING, labels, 1.0))
-        out.append(Sample(metrics.PORT_EXPECTED, labels, float(i % 2)))
-        out.append(Sample(metrics.PORT_CONNECT_DURATION, labels[:2], 0.000123 + i * 1e-7))
+        out.append(Sample(ports_check.PORT_UP, labels, 1.0))
+        out.append(Sample(ports_check.PORT_LISTENING, labels, 1.0))
+        out.append(Sample(ports_check.PORT_EXPECTED, labels, float(i % 2)))
+        out.append(Sample(ports_check.PORT_CONNECT_DURATION, labels[:2], 0.000123 + i * 1e-7))
     return out
 
 

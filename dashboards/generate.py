@@ -13,7 +13,7 @@ from typing import Any
 
 from grafanalib._gen import DashboardEncoder
 
-from exporter.generated import sync
+from tools.generated import sync
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,7 +53,8 @@ def outputs() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    return sync(outputs(), argv, "dashboards")
+    # every JSON file here is generated from a source beside it: one without is stale
+    return sync(outputs(), argv, "dashboards", owned=HERE.glob("*.json"))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from alerts.generate import RULES
+from alerts.generate import rules_file
 from dashboards.generate import outputs as dashboards
 from exporter import __version__
 from exporter.cli import DEFAULT_PORT
-from exporter.generated import sync
+from tools.generated import sync
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
@@ -164,7 +164,7 @@ def daemonset(name: str, role: str) -> dict[str, Any]:
 
 def base() -> dict[str, Any]:
     """File name -> objects of the base: a single-node (or uniform) cluster."""
-    rules = yaml.safe_load(RULES.read_text())
+    rules = rules_file()
     dashboard_maps = []
     for path, text in sorted(dashboards().items()):
         dashboard_maps.append(
@@ -412,7 +412,9 @@ def dump(objects: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    return sync(files(), argv, "manifests")
+    # every file under deploy/kubernetes is generated: one no longer generated is stale
+    owned = [p for p in K8S.rglob("*") if p.is_file()] if K8S.is_dir() else []
+    return sync(files(), argv, "manifests", owned=owned)
 
 
 if __name__ == "__main__":

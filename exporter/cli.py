@@ -11,27 +11,27 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import resource
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from exporter import __version__, config, gctune, logs, preflight
+from exporter import __version__, config, gctune, logs
 from exporter.checks import CHECKS, Check
-from exporter.exposition import Identity
 from exporter.looplag import LoopLag
 from exporter.paths import Paths
+from exporter.report import command
 from exporter.runtime import Runtime
-from exporter.server import make_app
+from exporter.settings import ConfigError, parse_duration
 from exporter.spec import Profile, Role
-from exporter.webconfig import WebSecurity
-from exporter.webguard import Guard, Limits
+from exporter.web.guard import Guard, Limits
+from exporter.web.security import WebSecurity
+from exporter.web.server import RESERVED_PATHS, make_app
 
 #: Outside 9100-9999 (Prometheus's exporter port allocations, all taken) and clear of
 #: every port in the platform's port table.
@@ -176,10 +176,9 @@ def raise_fd_limit() -> None:
 
 
 def check_telemetry_path(path: str) -> None:
-    if not path.startswith("/") or path in ("/", "/-/healthy", "/-/ready"):
-        raise UsageError(
-            f"--web.telemetry-path: {path!r} must start with / and not be /, /-/healthy or /-/ready"
-        )
+    if not path.startswith("/") or path in RESERVED_PATHS:
+        taken = ", ".join(RESERVED_PATHS[:-1]) + f" or {RESERVED_PATHS[-1]}"
+        raise UsageError(f"--web.telemetry-path: {path!r} must start with / and not be {taken}")
 
 
 def resolve_config(args: argparse.Namespace) -> config.Config:
@@ -195,11 +194,7 @@ def resolve_config(args: argparse.Namespace) -> config.Config:
     return cfg
 
 
-def node_name(cfg: config.Config) -> str:
-    return cfg.node_name or os.environ.get("NODE_NAME") or socket.gethostname()
-
-
-def build_checks(cfg: config.Config, paths: Paths) -> list[Check]:
+def build_checks(cfg: config.Config, paths: Paths) -> list[Check[Any]]:
     return [cls(cfg, paths) for name, cls in CHECKS.items() if cfg.check(name).enabled]
 
 
@@ -210,7 +205,6 @@ async def serve(
     addresses: list[tuple[str | None, int]],
     security: WebSecurity,
 ) -> int:
-    identity = Identity(node=node_name(cfg), role=cfg.role, profile=cfg.profile)
     runtime = Runtime(cfg, build_checks(cfg, paths))
     limits = Limits(max_requests=args.max_requests, read_header_timeout=args.read_header_timeout)
     raise_fd_limit()
@@ -218,13 +212,16 @@ async def serve(
     lag = LoopLag()
     app = make_app(
         runtime,
-        identity,
         args.telemetry_path,
         [guard.middleware, security.middleware],
         extra=lag.samples,
     )
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, keepalive_timeout=75, **limits.handler_args()
+        app,
+        handle_signals=False,
+        access_log=None,
+        keepalive_timeout=limits.idle_timeout,
+        **limits.handler_args(),
     )
     await runner.setup()
     assert runner.server is not None
@@ -256,7 +253,7 @@ async def serve(
                 "config": cfg.source,
                 "profile": cfg.profile.value,
                 "role": cfg.role.value,
-                "node": identity.node,
+                "node": cfg.node(),
                 "listen": ",".join(str(s.name) for s in runner.sites),
                 "checks": ",".join(c.name for c in runtime.checks),
             }
@@ -287,16 +284,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = resolve_config(args)
         paths = Paths(args.path_procfs, args.path_sysfs, args.path_rootfs, args.path_dev)
         if args.command == "check":
-            return preflight.run(cfg, build_checks(cfg, paths), node_name(cfg), args.output)
+            return command.run(cfg, build_checks(cfg, paths), args.output)
         addresses = [parse_listen_address(a) for a in args.listen or [f":{DEFAULT_PORT}"]]
         check_telemetry_path(args.telemetry_path)
         if args.max_requests < 1:
             raise UsageError(f"--web.max-requests: must be at least 1, got {args.max_requests}")
-        args.read_header_timeout = config.parse_duration(
+        args.read_header_timeout = parse_duration(
             args.read_header_timeout, "--web.read-header-timeout"
         )
         security = WebSecurity(args.web_config)
-    except (config.ConfigError, UsageError) as e:
+    except (ConfigError, UsageError) as e:
         print(f"kubev-node-exporter: {e}", file=sys.stderr)
         return 2
     return asyncio.run(serve(args, cfg, paths, addresses, security))

@@ -17,8 +17,9 @@ from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__, metrics
 from exporter.blocking import lower_priority
+from exporter.checks import CATALOG
+from exporter.config import Config
 from exporter.encoder import assemble, sample_lines
-from exporter.metrics import CATALOG
 from exporter.model import CheckOutput, HistogramSample, Sample
 from exporter.runtime import Snapshot
 from exporter.spec import Profile, Role, requirements
@@ -34,6 +35,10 @@ class Identity:
     node: str
     role: Role
     profile: Profile
+
+    @classmethod
+    def of(cls, config: Config) -> Identity:
+        return cls(node=config.node(), role=config.role, profile=config.profile)
 
 
 def self_samples(snapshot: Snapshot, identity: Identity) -> list[Sample]:
@@ -51,17 +56,23 @@ def self_samples(snapshot: Snapshot, identity: Identity) -> list[Sample]:
         for result, count in state.runs.items():
             s.append(Sample(metrics.CHECK_RUNS, (name, result), count))
     for v in snapshot.verdicts:
-        s.append(Sample(metrics.REQUIREMENT_MET, (v.requirement.name, v.level.value), v.met))
+        s.append(Sample(metrics.REQUIREMENT_MET, (v.requirement.name.value, v.level.value), v.met))
     observed = {v.requirement.name: v for v in snapshot.verdicts}
     for req in requirements(identity.profile).values():
         for level, threshold in req.thresholds.items():
             s.append(
-                Sample(metrics.REQUIREMENT_THRESHOLD, (req.name, level.value, req.unit), threshold)
+                Sample(
+                    metrics.REQUIREMENT_THRESHOLD,
+                    (req.name.value, level.value, req.unit),
+                    threshold,
+                )
             )
         if req.name in observed:
             s.append(
                 Sample(
-                    metrics.REQUIREMENT_OBSERVED, (req.name, req.unit), observed[req.name].observed
+                    metrics.REQUIREMENT_OBSERVED,
+                    (req.name.value, req.unit),
+                    observed[req.name].observed,
                 )
             )
     return s
@@ -123,6 +134,8 @@ class _Encoded:
         extra: ExtraSamples | None = None,
     ) -> None:
         self.generation = snapshot.generation
+        #: every enabled check's first result is in this encoding
+        self.ready = snapshot.ready
         self._own = [*self_samples(snapshot, identity), *(extra() if extra else ())]
         self._outputs = [
             (name, state.output)
@@ -204,6 +217,17 @@ class Exposition:
         # next snapshot is encoded ahead in it, and only in what scrapers ask for
         openmetrics = wants_openmetrics(accept)
         self._wanted[(openmetrics, gzipped)] = None
+        return self._serving(snapshot).body(openmetrics, gzipped)
+
+    def serves_ready(self, snapshot: Snapshot) -> bool:
+        """True once what a scrape gets now holds every enabled check's first result: the
+        snapshot may be ready while the encoder still works on it, and until it is done
+        scrapes get the previous encoding."""
+        return self._serving(snapshot).ready
+
+    def _serving(self, snapshot: Snapshot) -> _Encoded:
+        """The encoding a scrape gets now: the latest one encoded ahead, while the encoder
+        is busy with a newer snapshot; otherwise this snapshot's."""
         with self._lock:
             ready = self._ready
             busy = self._encoding
@@ -213,4 +237,4 @@ class Exposition:
             with self._lock:
                 if self._ready is None or self._ready.generation < ready.generation:
                     self._ready = ready
-        return ready.body(openmetrics, gzipped)
+        return ready

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from exporter.metrics import ITEMS_DROPPED, MetricDef
+from exporter.spec import Req
 
 T = TypeVar("T")
 
@@ -55,24 +56,47 @@ class Histogram:
         return result
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A fact worth a log line (logged once when it appears), such as "eth0 reports no
+    speed"; `about` names the requirement it explains, for that requirement's report row."""
+
+    text: str
+    about: Req | None = None
+
+
 @dataclass(frozen=True)
 class CheckOutput:
     samples: tuple[Sample | HistogramSample, ...] = ()
-    #: requirement name -> observed value (booleans as 1/0); None: could not be observed.
-    observations: tuple[tuple[str, float | None], ...] = ()
-    #: facts worth a log line (logged once when they appear), such as "eth0 reports no speed".
-    notes: tuple[str, ...] = ()
+    #: requirement -> observed value (booleans as 1/0); None: could not be observed.
+    observations: tuple[tuple[Req, float | None], ...] = ()
+    notes: tuple[Note, ...] = ()
+
+    def observed(self, requirement: Req) -> float | None:
+        return dict(self.observations).get(requirement)
+
+    def notes_about(self, requirement: Req) -> list[str]:
+        return [n.text for n in self.notes if n.about is requirement]
 
 
 @dataclass
 class OutputBuilder:
-    """Collects a check's output; label names are checked against the catalog."""
+    """Collects a check's output. Only what the check declares goes in: metrics of its own
+    group (label names checked against the definition) and its own requirements; anything
+    else is a ValueError, so a typo fails the check's tests instead of vanishing."""
 
+    source: str = ""
+    requirements: frozenset[Req] = frozenset()
     _samples: list[Sample | HistogramSample] = field(default_factory=list)
-    _observations: dict[str, float | None] = field(default_factory=dict)
-    _notes: list[str] = field(default_factory=list)
+    _observations: dict[Req, float | None] = field(default_factory=dict)
+    _notes: list[Note] = field(default_factory=list)
+
+    def _own(self, metric: MetricDef) -> None:
+        if metric.source != self.source and metric is not ITEMS_DROPPED:
+            raise ValueError(f"{metric.name} belongs to {metric.source}, not to {self.source}")
 
     def add(self, metric: MetricDef, value: float, **labels: str) -> None:
+        self._own(metric)
         self._samples.append(Sample(metric, _label_values(metric, labels), float(value)))
 
     def add_histogram(
@@ -83,25 +107,35 @@ class OutputBuilder:
         count: int,
         **labels: str,
     ) -> None:
+        self._own(metric)
         self._samples.append(
             HistogramSample(metric, _label_values(metric, labels), tuple(buckets), total, count)
         )
 
-    def observe(self, requirement: str, value: float | bool | None) -> None:
+    def observe(self, requirement: Req, value: float | bool | None) -> None:
+        if requirement not in self.requirements:
+            raise ValueError(f"{self.source} does not declare the requirement {requirement!r}")
         self._observations[requirement] = None if value is None else float(value)
 
-    def note(self, text: str) -> None:
-        if text not in self._notes:
-            self._notes.append(text)
+    def note(self, text: str, about: Req | None = None) -> None:
+        note = Note(text, about)
+        if note not in self._notes:
+            self._notes.append(note)
 
-    def notes(self, texts: Iterable[str]) -> None:
+    def notes(self, texts: Iterable[str], about: Req | None = None) -> None:
         for text in texts:
-            self.note(text)
+            self.note(text, about)
+
+    def child(self) -> OutputBuilder:
+        """An empty builder for the same check (parts collected apart, merged later)."""
+        return OutputBuilder(self.source, self.requirements)
 
     def merge(self, other: OutputBuilder) -> None:
         self._samples.extend(other._samples)
         self._observations.update(other._observations)
-        self.notes(other._notes)
+        for note in other._notes:
+            if note not in self._notes:
+                self._notes.append(note)
 
     def cap(self, items: Sequence[T], limit: int, check: str, kind: str) -> Sequence[T]:
         """At most `limit` items; the number dropped is a metric (0 when none are)."""

@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
 from exporter.checks.base import Check
 from exporter.config import Config
-from exporter.model import CheckError, CheckOutput
+from exporter.model import CheckError, CheckOutput, Note
 from exporter.spec import requirements
 from exporter.verdicts import Verdict, evaluate
 
@@ -53,7 +54,7 @@ class Snapshot:
 
 
 class Runtime:
-    def __init__(self, config: Config, checks: Sequence[Check]) -> None:
+    def __init__(self, config: Config, checks: Sequence[Check[Any]]) -> None:
         self.config = config
         self.checks = list(checks)
         self._snapshot = Snapshot(
@@ -64,7 +65,7 @@ class Runtime:
         )
         self._listeners: list[Callable[[Snapshot], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._notes: dict[str, frozenset[str]] = {}
+        self._notes: dict[str, frozenset[Note]] = {}
 
     @property
     def snapshot(self) -> Snapshot:
@@ -90,7 +91,7 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
-    async def run_once(self, check: Check) -> CheckState:
+    async def run_once(self, check: Check[Any]) -> CheckState:
         """Run one check now, bounded by its timeout, and publish the result."""
         settings = check.settings
         started = time.monotonic()
@@ -115,7 +116,7 @@ class Runtime:
         duration = time.monotonic() - started
         return self._publish(check, output, result, error, duration)
 
-    async def _loop(self, check: Check, phase: float = 0.0) -> None:
+    async def _loop(self, check: Check[Any], phase: float = 0.0) -> None:
         interval = check.settings.interval
         next_run = time.monotonic() + phase  # runs now, then at start + phase + k * interval
         while True:
@@ -131,7 +132,7 @@ class Runtime:
 
     def _publish(
         self,
-        check: Check,
+        check: Check[Any],
         output: CheckOutput | None,
         result: str,
         error: str | None,
@@ -180,6 +181,8 @@ class Runtime:
             log.info("check recovered", extra={"kv": kv})
         notes = frozenset(new.output.notes) if new.success and new.output else frozenset()
         if new.success:
-            for note in sorted(notes - self._notes.get(new.name, frozenset())):
-                log.info(note, extra={"kv": kv})
+            for note in sorted(
+                notes - self._notes.get(new.name, frozenset()), key=lambda n: n.text
+            ):
+                log.info(note.text, extra={"kv": kv})
             self._notes[new.name] = notes

@@ -16,6 +16,22 @@ GIB = 1024**3
 MBPS = 125_000
 
 
+class Req(StrEnum):
+    """Every requirement's name. A check observes a requirement by this name only: a typo is
+    a type error (mypy) and a ValueError (Req("...")), never a silently missing verdict."""
+
+    CPU_CORES = "cpu_cores"
+    MEMORY = "memory"
+    VIRTUALIZATION_EXTENSIONS = "virtualization_extensions"
+    KVM = "kvm"
+    STORAGE_SOLID_STATE = "storage_solid_state"
+    DISK_LATENCY = "disk_latency"
+    NIC_SPEED = "nic_speed"
+    PORTS = "ports"
+    OVN_ENDPOINTS = "ovn_endpoints"
+    DNS = "dns"
+
+
 class Level(StrEnum):
     MINIMUM = "minimum"
     RECOMMENDED = "recommended"
@@ -46,9 +62,8 @@ class Requirement:
     kernel reports lower than what is installed (see MEMORY_SLACK).
     """
 
-    name: str
+    name: Req
     title: str
-    area: str
     unit: str
     comparison: Comparison
     thresholds: Mapping[Level, float]
@@ -123,10 +138,10 @@ _MIN_ONLY = {Level.MINIMUM: 1.0}
 
 
 def _flag(
-    name: str, title: str, area: str, rationale: str, levels: Mapping[Level, float] = _MIN_ONLY
+    name: Req, title: str, rationale: str, levels: Mapping[Level, float] = _MIN_ONLY
 ) -> Requirement:
     """A yes/no requirement: observed as 1 or 0, met at 1."""
-    return Requirement(name, title, area, "bool", Comparison.AT_LEAST, levels, rationale)
+    return Requirement(name, title, "bool", Comparison.AT_LEAST, levels, rationale)
 
 
 def _requirements(
@@ -134,21 +149,19 @@ def _requirements(
     cores: tuple[float, float],
     memory_gib: tuple[float, float],
     virtualization_minimum: bool,
-) -> dict[str, Requirement]:
+) -> dict[Req, Requirement]:
     reqs = [
         Requirement(
-            name="cpu_cores",
+            name=Req.CPU_CORES,
             title="CPU cores",
-            area="compute",
             unit="cores",
             comparison=Comparison.AT_LEAST,
             thresholds={Level.MINIMUM: cores[0], Level.RECOMMENDED: cores[1]},
             rationale="8 cores suggested for testing, 16 or more for production.",
         ),
         Requirement(
-            name="memory",
+            name=Req.MEMORY,
             title="Memory",
-            area="compute",
             unit="bytes",
             comparison=Comparison.AT_LEAST,
             thresholds={
@@ -159,31 +172,27 @@ def _requirements(
             slack=MEMORY_SLACK,
         ),
         _flag(
-            "virtualization_extensions",
+            Req.VIRTUALIZATION_EXTENSIONS,
             "CPU virtualization extensions (VT-x / AMD-V)",
-            "kvm",
             "The host must have VT-x or AMD-V enabled; without it KubeVirt falls back to "
             "software emulation, which is not suitable for production.",
             _BOOL if virtualization_minimum else _BOOL_RECOMMENDED_ONLY,
         ),
         _flag(
-            "kvm",
+            Req.KVM,
             "KVM usable (/dev/kvm)",
-            "kvm",
             "KubeVirt runs VMs through KVM; /dev/kvm must open and create a VM.",
             _BOOL,
         ),
         _flag(
-            "storage_solid_state",
+            Req.STORAGE_SOLID_STATE,
             "Storage on SSD or NVMe",
-            "storage",
             "SSDs or NVMe drives are highly recommended for VM performance.",
             _BOOL_RECOMMENDED_ONLY,
         ),
         Requirement(
-            name="disk_latency",
+            name=Req.DISK_LATENCY,
             title="Storage fsync latency",
-            area="storage",
             unit="seconds",
             comparison=Comparison.AT_MOST,
             thresholds={
@@ -193,30 +202,26 @@ def _requirements(
             rationale="Low-latency storage is critical; etcd asks for fsync under 10 ms.",
         ),
         _flag(
-            "ports",
+            Req.PORTS,
             "Platform ports listening",
-            "ports",
             "Every port the node's role requires (spec port table) accepts connections (TCP) "
             "or has a bound socket (UDP).",
         ),
         _flag(
-            "ovn_endpoints",
+            Req.OVN_ENDPOINTS,
             "OVN metrics endpoints healthy",
-            "ovn",
             "kube-ovn-cni (10665) serves metrics on every node; kube-ovn-controller (10660) and "
             "kube-ovn-monitor (10661) where they run. Serving means HTTP 200 and parseable "
             "Prometheus text.",
         ),
         _flag(
-            "dns",
+            Req.DNS,
             "DNS resolution",
-            "dns",
             "DNS resolution is crucial: nodes must find each other and external services.",
         ),
         Requirement(
-            name="nic_speed",
+            name=Req.NIC_SPEED,
             title="NIC link speed",
-            area="network",
             unit="bytes/s",
             comparison=Comparison.AT_LEAST,
             thresholds={Level.MINIMUM: 1_000 * MBPS, Level.RECOMMENDED: 10_000 * MBPS},
@@ -228,7 +233,7 @@ def _requirements(
 
 #: Requirements per profile. A testing node may sit in a nested VM where /dev/kvm works
 #: but the vmx/svm flag is hidden, so there the flag is only recommended.
-PROFILES: Mapping[Profile, Mapping[str, Requirement]] = {
+PROFILES: Mapping[Profile, Mapping[Req, Requirement]] = {
     Profile.TESTING: _requirements(cores=(8, 16), memory_gib=(8, 16), virtualization_minimum=False),
     Profile.PRODUCTION: _requirements(
         cores=(16, 16), memory_gib=(16, 32), virtualization_minimum=True
@@ -236,7 +241,7 @@ PROFILES: Mapping[Profile, Mapping[str, Requirement]] = {
 }
 
 
-def requirements(profile: Profile) -> Mapping[str, Requirement]:
+def requirements(profile: Profile) -> Mapping[Req, Requirement]:
     return PROFILES[profile]
 
 

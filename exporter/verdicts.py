@@ -1,11 +1,23 @@
-"""Observed values against the active profile: one verdict per requirement and level."""
+"""Observed values against the active profile: one verdict per requirement and level, and
+the outcome a report row shows."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
-from exporter.spec import Level, Requirement
+from exporter.spec import Level, Req, Requirement
+
+
+class Outcome(StrEnum):
+    """A report row's verdict."""
+
+    PASS = "PASS"  # every level met
+    WARN = "WARN"  # a recommendation is not met
+    FAIL = "FAIL"  # a minimum is not met
+    ERROR = "ERROR"  # the check itself failed
+    UNKNOWN = "UNKNOWN"  # the check ran but could not observe the value
 
 
 @dataclass(frozen=True)
@@ -21,8 +33,8 @@ class Verdict:
 
 
 def evaluate(
-    requirements: Mapping[str, Requirement],
-    observations: Iterable[tuple[str, float | None]],
+    requirements: Mapping[Req, Requirement],
+    observations: Iterable[tuple[Req, float | None]],
 ) -> list[Verdict]:
     """Verdicts for every observed requirement; unknown observations give none."""
     verdicts = []

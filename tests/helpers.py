@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import os
@@ -14,13 +15,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "nodes"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -44,6 +47,18 @@ def node_tree(shape: str, tmp_path: Path) -> Path:
     if shape == "compliant":
         os.mknod(target / "dev" / "kvm", 0o600 | stat.S_IFCHR, os.makedev(10, 232))
     return target
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], expected: T, within: float = 30.0) -> None:
+    """Wait until `await probe()` returns `expected` (polls; a busy machine may take a
+    while, so the bound is generous and the test asserts the state, not a duration)."""
+    got: T | None = None
+    try:
+        async with asyncio.timeout(within):
+            while (got := await probe()) != expected:  # noqa: ASYNC110 (polls a server)
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"still {got!r} after {within}s, waiting for {expected!r}") from None
 
 
 def free_port() -> int:

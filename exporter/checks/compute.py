@@ -3,15 +3,52 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from exporter import metrics
-from exporter.checks.base import BlockingCheck
+from exporter.checks.base import BlockingCheck, RequirementRow
 from exporter.checks.cpuinfo import parse_cpuinfo
-from exporter.config import Config
 from exporter.fsread import read_optional, read_text
-from exporter.model import CheckError, CheckOutput, OutputBuilder
+from exporter.metrics import MetricGroup
+from exporter.model import CheckError, CheckOutput
 from exporter.paths import Paths
-from exporter.spec import requirements
+from exporter.settings import CheckSettings
+from exporter.spec import Req, requirements
+
+if TYPE_CHECKING:
+    from exporter.config import Config
+
+METRICS = MetricGroup("compute")
+CPU_LOGICAL = METRICS.gauge(
+    "kubev_cpu_logical_cores",
+    "Online logical CPUs (hardware threads) in /proc/cpuinfo.",
+)
+CPU_PHYSICAL = METRICS.gauge(
+    "kubev_cpu_physical_cores",
+    "Physical cores: distinct (package, core) pairs.",
+)
+CPU_HEADROOM = METRICS.gauge(
+    "kubev_cpu_headroom_cores",
+    "Logical cores above the profile's threshold at this level (negative: short).",
+    ("level",),
+)
+CPU_IDLE = METRICS.gauge(
+    "kubev_cpu_idle_cores",
+    "Cores' worth of idle time (idle + iowait) over the last interval (since boot on the first "
+    "run).",
+)
+MEMORY_TOTAL = METRICS.gauge(
+    "kubev_memory_total_bytes",
+    "MemTotal of /proc/meminfo.",
+)
+MEMORY_AVAILABLE = METRICS.gauge(
+    "kubev_memory_available_bytes",
+    "MemAvailable of /proc/meminfo.",
+)
+MEMORY_HEADROOM = METRICS.gauge(
+    "kubev_memory_headroom_bytes",
+    "MemTotal above the profile's threshold at this level (negative: short).",
+    ("level",),
+)
 
 
 @dataclass(frozen=True)
@@ -56,41 +93,61 @@ def parse_meminfo(text: str, where: str) -> dict[str, int]:
     return values
 
 
-class ComputeCheck(BlockingCheck):
+@dataclass(frozen=True, kw_only=True)
+class ComputeSettings(CheckSettings):
+    pass
+
+
+class ComputeCheck(BlockingCheck[ComputeSettings]):
     name = "compute"
+    area = ("compute", "Compute")
+    settings_type = ComputeSettings
+    defaults = ComputeSettings(interval=15.0, timeout=5.0)
+    metrics = METRICS
+    rows = (
+        RequirementRow(
+            Req.CPU_CORES,
+            "KubevCPUCoresInsufficient",
+            "Use a machine with more cores (or bring offline CPUs online), or judge "
+            "a test node by the testing profile.",
+        ),
+        RequirementRow(
+            Req.MEMORY,
+            "KubevMemoryInsufficient",
+            "Add RAM, or judge a test node by the testing profile.",
+        ),
+    )
 
     def __init__(self, config: Config, paths: Paths) -> None:
         super().__init__(config, paths)
         self._previous: CpuTimes | None = None
 
     def collect(self) -> CheckOutput:
-        out = OutputBuilder()
+        out = self.output()
         reqs = requirements(self.config.profile)
         cpuinfo_path = self.paths.proc("cpuinfo")
         cpu = parse_cpuinfo(read_text(cpuinfo_path), str(cpuinfo_path))
-        out.add(metrics.CPU_LOGICAL, cpu.logical)
+        out.add(CPU_LOGICAL, cpu.logical)
         physical = cpu.physical or self._physical_from_sysfs()
         if physical:
-            out.add(metrics.CPU_PHYSICAL, physical)
-        cores = reqs["cpu_cores"]
+            out.add(CPU_PHYSICAL, physical)
+        cores = reqs[Req.CPU_CORES]
         for level in cores.thresholds:
-            out.add(metrics.CPU_HEADROOM, cores.headroom(level, cpu.logical), level=level.value)
-        out.observe("cpu_cores", cpu.logical)
+            out.add(CPU_HEADROOM, cores.headroom(level, cpu.logical), level=level.value)
+        out.observe(Req.CPU_CORES, cpu.logical)
 
         stat_path = self.paths.proc("stat")
         times = parse_stat_cpu(read_text(stat_path), str(stat_path))
-        out.add(metrics.CPU_IDLE, self._idle_cores(times, cpu.logical))
+        out.add(CPU_IDLE, self._idle_cores(times, cpu.logical))
 
         meminfo_path = self.paths.proc("meminfo")
         mem = parse_meminfo(read_text(meminfo_path), str(meminfo_path))
-        out.add(metrics.MEMORY_TOTAL, mem["MemTotal"])
-        out.add(metrics.MEMORY_AVAILABLE, mem["MemAvailable"])
-        memory = reqs["memory"]
+        out.add(MEMORY_TOTAL, mem["MemTotal"])
+        out.add(MEMORY_AVAILABLE, mem["MemAvailable"])
+        memory = reqs[Req.MEMORY]
         for level in memory.thresholds:
-            out.add(
-                metrics.MEMORY_HEADROOM, memory.headroom(level, mem["MemTotal"]), level=level.value
-            )
-        out.observe("memory", mem["MemTotal"])
+            out.add(MEMORY_HEADROOM, memory.headroom(level, mem["MemTotal"]), level=level.value)
+        out.observe(Req.MEMORY, mem["MemTotal"])
         return out.build()
 
     def _idle_cores(self, now: CpuTimes, logical: int) -> float:

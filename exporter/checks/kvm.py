@@ -13,11 +13,14 @@ import os
 import stat
 from dataclasses import dataclass
 
-from exporter import metrics
-from exporter.checks.base import BlockingCheck
+from exporter.checks.base import BlockingCheck, RequirementRow, samples_of
 from exporter.checks.cpuinfo import parse_cpuinfo
 from exporter.fsread import read_optional, read_text
-from exporter.model import CheckOutput, OutputBuilder
+from exporter.metrics import MetricGroup
+from exporter.model import CheckOutput
+from exporter.settings import CheckSettings
+from exporter.spec import Req
+from exporter.verdicts import Outcome
 
 # ioctl numbers from <linux/kvm.h>: _IO(KVMIO=0xAE, nr)
 KVM_GET_API_VERSION = 0xAE00
@@ -25,48 +28,111 @@ KVM_CREATE_VM = 0xAE01
 KVM_CHECK_EXTENSION = 0xAE03
 KVM_CAP_NR_VCPUS = 9
 KVM_CAP_MAX_VCPUS = 66
-KVM_API_VERSION = 12
+EXPECTED_API_VERSION = 12
 KVM_MAJOR, KVM_MINOR = 10, 232
 
+METRICS = MetricGroup("kvm")
+KVM_DEVICE_PRESENT = METRICS.gauge(
+    "kubev_kvm_device_present",
+    "1 if /dev/kvm exists and is the KVM character device (10:232).",
+)
+KVM_USABLE = METRICS.gauge(
+    "kubev_kvm_usable",
+    "1 if /dev/kvm opened, reported API version 12 and KVM_CREATE_VM succeeded.",
+)
+KVM_API_VERSION = METRICS.gauge(
+    "kubev_kvm_api_version",
+    "KVM_GET_API_VERSION of /dev/kvm (12 on every supported kernel).",
+)
+KVM_MAX_VCPUS = METRICS.gauge(
+    "kubev_kvm_max_vcpus",
+    "Maximum vCPUs per VM the kernel allows (KVM_CAP_MAX_VCPUS).",
+)
+CPU_VIRT_EXTENSIONS = METRICS.gauge(
+    "kubev_cpu_virtualization_extensions_present",
+    "1 if /proc/cpuinfo shows the vmx (Intel VT-x) or svm (AMD-V) flag.",
+)
+KVM_NESTED = METRICS.gauge(
+    "kubev_kvm_nested_enabled",
+    "1 if the kvm_intel or kvm_amd module has nested virtualization enabled.",
+)
+HOST_IS_VM = METRICS.gauge(
+    "kubev_host_is_virtual_machine",
+    "1 if /proc/cpuinfo shows the hypervisor flag: this host is itself a VM.",
+)
 
-class KvmCheck(BlockingCheck):
+
+@dataclass(frozen=True, kw_only=True)
+class KvmSettings(CheckSettings):
+    pass
+
+
+class KvmCheck(BlockingCheck[KvmSettings]):
     name = "kvm"
+    area = ("kvm", "KVM")
+    settings_type = KvmSettings
+    defaults = KvmSettings(interval=60.0, timeout=5.0)
+    metrics = METRICS
+    rows = (
+        RequirementRow(
+            Req.VIRTUALIZATION_EXTENSIONS,
+            "KubevVirtualizationExtensionsMissing",
+            "Enable Intel VT-x / AMD-V (SVM) in the firmware setup; in a VM, use a hypervisor "
+            "or instance type with nested virtualization.",
+        ),
+        RequirementRow(
+            Req.KVM,
+            "KubevKVMUnusable",
+            "Enable VT-x/AMD-V in the firmware and load kvm_intel or kvm_amd; in a VM, "
+            "enable nested virtualization; give the exporter access to /dev/kvm.",
+        ),
+    )
+
+    @classmethod
+    def detail(cls, requirement: Req, output: CheckOutput, outcome: Outcome) -> str:
+        hidden = requirement is Req.VIRTUALIZATION_EXTENSIONS and outcome is not Outcome.PASS
+        if hidden and any(s.value == 1 for s in samples_of(output, HOST_IS_VM)):
+            return "this host is itself a VM (hypervisor flag): its hypervisor hides VT-x/AMD-V"
+        return super().detail(requirement, output, outcome)
 
     def collect(self) -> CheckOutput:
-        out = OutputBuilder()
+        out = self.output()
         cpuinfo_path = self.paths.proc("cpuinfo")
         cpu = parse_cpuinfo(read_text(cpuinfo_path), str(cpuinfo_path))
         if cpu.flags is None:
-            out.note(f"{cpuinfo_path} has no flags line: virtualization extensions unknown")
-            out.observe("virtualization_extensions", None)
+            out.note(
+                f"{cpuinfo_path} has no flags line: virtualization extensions unknown",
+                Req.VIRTUALIZATION_EXTENSIONS,
+            )
+            out.observe(Req.VIRTUALIZATION_EXTENSIONS, None)
         else:
             extensions = bool({"vmx", "svm"} & cpu.flags)
-            out.add(metrics.CPU_VIRT_EXTENSIONS, extensions)
-            out.add(metrics.HOST_IS_VM, "hypervisor" in cpu.flags)
-            out.observe("virtualization_extensions", extensions)
+            out.add(CPU_VIRT_EXTENSIONS, extensions)
+            out.add(HOST_IS_VM, "hypervisor" in cpu.flags)
+            out.observe(Req.VIRTUALIZATION_EXTENSIONS, extensions)
 
         nested = self._nested()
         if nested is None:
             out.note("neither kvm_intel nor kvm_amd is loaded: nested virtualization unknown")
         else:
-            out.add(metrics.KVM_NESTED, nested)
+            out.add(KVM_NESTED, nested)
 
         device = self.paths.dev / "kvm"
         present, note = _is_kvm_device(str(device))
-        out.add(metrics.KVM_DEVICE_PRESENT, present)
+        out.add(KVM_DEVICE_PRESENT, present)
         usable = False
         if present:
             probe = probe_kvm(str(device))
             usable = probe.usable
             note = probe.reason
             if probe.api_version is not None:
-                out.add(metrics.KVM_API_VERSION, probe.api_version)
+                out.add(KVM_API_VERSION, probe.api_version)
             if probe.max_vcpus is not None:
-                out.add(metrics.KVM_MAX_VCPUS, probe.max_vcpus)
+                out.add(KVM_MAX_VCPUS, probe.max_vcpus)
         if note:
-            out.note(note)
-        out.add(metrics.KVM_USABLE, usable)
-        out.observe("kvm", usable)
+            out.note(note, Req.KVM)
+        out.add(KVM_USABLE, usable)
+        out.observe(Req.KVM, usable)
         return out.build()
 
     def _nested(self) -> bool | None:
@@ -115,8 +181,10 @@ def probe_kvm(path: str) -> KvmProbe:
         return probe
     try:
         probe.api_version = fcntl.ioctl(fd, KVM_GET_API_VERSION, 0)
-        if probe.api_version != KVM_API_VERSION:
-            probe.reason = f"{path}: API version {probe.api_version}, expected {KVM_API_VERSION}"
+        if probe.api_version != EXPECTED_API_VERSION:
+            probe.reason = (
+                f"{path}: API version {probe.api_version}, expected {EXPECTED_API_VERSION}"
+            )
             return probe
         max_vcpus = fcntl.ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS)
         if max_vcpus <= 0:  # kernels before 2.6.33 only know the recommended number

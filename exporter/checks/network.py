@@ -12,16 +12,69 @@ import errno
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from exporter import metrics
-from exporter.checks.base import BlockingCheck
+from exporter.checks.base import BlockingCheck, RequirementRow, samples_of
 from exporter.fsread import read_attr_errno, read_optional
-from exporter.model import CheckError, CheckOutput, OutputBuilder
+from exporter.metrics import MetricGroup
+from exporter.model import CheckError, CheckOutput
 from exporter.paths import Paths
-from exporter.spec import MBPS
+from exporter.settings import CheckSettings, NameFilter, choice, parse_bool, section, setting
+from exporter.spec import MBPS, Req
+from exporter.verdicts import Outcome
 
 IFF_LOOPBACK = 0x8
 #: Link kinds that aggregate physical NICs: they count as physical.
 AGGREGATE_KINDS = frozenset({"bond", "team"})
+
+
+METRICS = MetricGroup("network")
+NET_SPEED = METRICS.gauge(
+    "kubev_network_speed_bytes",
+    "Link speed in bytes per second (Mb/s x 125000). Absent when the link reports no speed; "
+    "never negative.",
+    ("interface",),
+)
+NET_UP = METRICS.gauge(
+    "kubev_network_up",
+    "1 if the interface's operstate is up.",
+    ("interface",),
+)
+NET_FULL_DUPLEX = METRICS.gauge(
+    "kubev_network_full_duplex",
+    "1 if the link runs full duplex, 0 if half. Absent when unknown.",
+    ("interface",),
+)
+NET_MTU = METRICS.gauge(
+    "kubev_network_mtu_bytes",
+    "MTU of the interface.",
+    ("interface",),
+)
+NET_CARRIER_CHANGES = METRICS.counter(
+    "kubev_network_carrier_changes_total",
+    "Times the link's carrier went up or down since the interface appeared.",
+    ("interface",),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkSettings(CheckSettings):
+    interfaces: NameFilter = section(
+        NameFilter,
+        "interfaces to report",
+        NameFilter(
+            exclude="^(lo|veth|br|docker|cali|flannel|cni|ovn|genev|vxlan|tun|tap|virbr|"
+            "kube-ipvs|ifb)"
+        ),
+    )
+    physical_only: bool = setting(
+        True,
+        parse=parse_bool,
+        doc="skip links with no device behind them (bridges, veth, tunnels)",
+    )
+    source: str = setting(
+        "auto",
+        parse=choice(("auto", "netlink", "sysfs")),
+        doc="netlink | sysfs; auto: netlink unless --path.sysfs is re-rooted",
+    )
 
 
 @dataclass(frozen=True)
@@ -157,20 +210,43 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
-class NetworkCheck(BlockingCheck):
+class NetworkCheck(BlockingCheck[NetworkSettings]):
     name = "network"
+    area = ("network", "Network")
+    settings_type = NetworkSettings
+    defaults = NetworkSettings(interval=15.0, timeout=5.0, max_items=512)
+    metrics = METRICS
+    rows = (
+        RequirementRow(
+            Req.NIC_SPEED,
+            "KubevNICSpeedInsufficient",
+            "Check cabling, switch port and auto-negotiation (ethtool IFACE); use a "
+            "10 Gb/s NIC for VM traffic.",
+        ),
+    )
+
+    @classmethod
+    def detail(cls, requirement: Req, output: CheckOutput, outcome: Outcome) -> str:
+        if outcome is not Outcome.UNKNOWN:
+            up = {s.labels[0] for s in samples_of(output, NET_UP) if s.value == 1}
+            speeds = [
+                (s.value, s.labels[0]) for s in samples_of(output, NET_SPEED) if s.labels[0] in up
+            ]
+            if speeds:
+                return f"fastest link up: {max(speeds)[1]}"
+        return super().detail(requirement, output, outcome)
 
     def source(self) -> str:
-        source = self.config.network.source
+        source = self.settings.source
         if source == "auto":
             return "netlink" if self.paths.sysfs_is_live else "sysfs"
         return source
 
     def collect(self) -> CheckOutput:
-        settings = self.config.network
+        settings = self.settings
         netlink = self.source() == "netlink"
         links = read_netlink_links() if netlink else read_sysfs_links(self.paths)
-        out = OutputBuilder()
+        out = self.output()
         best: int | None = None
         selected = [
             link
@@ -182,19 +258,19 @@ class NetworkCheck(BlockingCheck):
         details = with_ethtool(reported) if netlink else with_sysfs_details(self.paths, reported)
         for link in details:
             up = link.operstate == "up"
-            out.add(metrics.NET_UP, up, interface=link.name)
+            out.add(NET_UP, up, interface=link.name)
             if link.mtu is not None:
-                out.add(metrics.NET_MTU, link.mtu, interface=link.name)
+                out.add(NET_MTU, link.mtu, interface=link.name)
             if link.carrier_changes is not None:
-                out.add(metrics.NET_CARRIER_CHANGES, link.carrier_changes, interface=link.name)
+                out.add(NET_CARRIER_CHANGES, link.carrier_changes, interface=link.name)
             if link.duplex is not None:
-                out.add(metrics.NET_FULL_DUPLEX, link.duplex == "full", interface=link.name)
+                out.add(NET_FULL_DUPLEX, link.duplex == "full", interface=link.name)
             if link.speed_mbps is None:
-                out.note(f"{link.name}: no speed sample: {link.no_speed_reason}")
+                out.note(f"{link.name}: no speed sample: {link.no_speed_reason}", Req.NIC_SPEED)
                 continue
             speed = link.speed_mbps * MBPS
-            out.add(metrics.NET_SPEED, speed, interface=link.name)
+            out.add(NET_SPEED, speed, interface=link.name)
             if up:
                 best = speed if best is None else max(best, speed)
-        out.observe("nic_speed", best)
+        out.observe(Req.NIC_SPEED, best)
         return out.build()

@@ -12,24 +12,93 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import metrics
 from exporter.blocking import BlockingGate
-from exporter.checks.base import Check
-from exporter.config import Config
+from exporter.checks.base import Check, RequirementRow, samples_of
+from exporter.checks.nodeaddr import resolve
+from exporter.checks.ports import port_expectation
 from exporter.fsread import read_text
-from exporter.model import CheckError, CheckOutput, OutputBuilder
-from exporter.nodeaddr import resolve
+from exporter.metrics import MetricGroup
+from exporter.model import CheckError, CheckOutput
 from exporter.paths import Paths
-from exporter.spec import PORTS, Expectation
+from exporter.settings import (
+    CheckSettings,
+    choice,
+    parse_bool,
+    parse_optional_abs_path,
+    parse_positive_int,
+    section,
+    setting,
+)
+from exporter.spec import PORTS, Expectation, Req
+from exporter.verdicts import Outcome
+
+if TYPE_CHECKING:
+    from exporter.config import Config
 
 COMPONENTS = ("kube-ovn-controller", "kube-ovn-monitor", "kube-ovn-cni")
 MAX_REDIRECTS = 3
 MAX_TOKEN_BYTES = 64 * 1024
+
+METRICS = MetricGroup("ovn")
+OVN_UP = METRICS.gauge(
+    "kubev_ovn_endpoint_up",
+    "1 if GET /metrics answered 200 with a body that parses as Prometheus text.",
+    ("component", "port"),
+)
+OVN_EXPECTED = METRICS.gauge(
+    "kubev_ovn_endpoint_expected",
+    "1 if this node's role requires the endpoint (kube-ovn-cni on every node).",
+    ("component", "port"),
+)
+OVN_STATUS = METRICS.gauge(
+    "kubev_ovn_endpoint_http_status",
+    "HTTP status of the last fetch; 0 when no HTTP response came.",
+    ("component", "port"),
+)
+OVN_RESPONSE_SECONDS = METRICS.gauge(
+    "kubev_ovn_endpoint_response_seconds",
+    "Time from request to the whole body (or to the failure).",
+    ("component", "port"),
+)
+OVN_SAMPLES = METRICS.gauge(
+    "kubev_ovn_endpoint_samples",
+    "Samples in the endpoint's last parseable answer.",
+    ("component", "port"),
+)
+
+
+@dataclass(frozen=True)
+class OvnTls:
+    ca_file: str | None = setting(
+        None, parse=parse_optional_abs_path, doc="CA bundle that signed the endpoints' certificates"
+    )
+    insecure_skip_verify: bool = setting(
+        False, parse=parse_bool, doc="accept any certificate (the connection stays encrypted)"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OvnSettings(CheckSettings):
+    scheme: str = setting(
+        "http", parse=choice(("http", "https")), doc="https for Kube-OVN's secure serving"
+    )
+    bearer_token_file: str | None = setting(
+        None,
+        parse=parse_optional_abs_path,
+        doc="read on every run (rotated tokens); not under --path.rootfs",
+    )
+    tls: OvnTls = section(OvnTls, "TLS for scheme https")
+    max_body_bytes: int = setting(
+        4 * 1024 * 1024,
+        parse=parse_positive_int,
+        doc="a larger answer is cut off and counts as down",
+    )
 
 
 @dataclass(frozen=True)
@@ -120,8 +189,27 @@ async def probe_endpoint(
     return Fetched(status, seconds, samples, None)
 
 
-class OvnCheck(Check):
+class OvnCheck(Check[OvnSettings]):
     name = "ovn"
+    area = ("ovn", "OVN")
+    settings_type = OvnSettings
+    defaults = OvnSettings(interval=30.0, timeout=5.0)
+    metrics = METRICS
+    rows = (
+        RequirementRow(
+            Req.OVN_ENDPOINTS,
+            "KubevOVNEndpointDown",
+            "Restart the failing Kube-OVN pod; with secure serving, configure "
+            "checks.ovn bearer_token_file and tls.",
+        ),
+    )
+
+    @classmethod
+    def detail(cls, requirement: Req, output: CheckOutput, outcome: Outcome) -> str:
+        bad = [
+            f"{c} :{p}" for s in samples_of(output, OVN_UP) if s.value == 0 for c, p in [s.labels]
+        ]
+        return f"not serving: {', '.join(bad)}" if bad else "all endpoints serve"
 
     def __init__(self, config: Config, paths: Paths) -> None:
         super().__init__(config, paths)
@@ -131,29 +219,29 @@ class OvnCheck(Check):
         found = []
         for row in PORTS:
             if row.component in COMPONENTS:
-                expectation = self.config.port_expectation(row)
+                expectation = port_expectation(self.config, row)
                 if expectation is not Expectation.ABSENT:
                     found.append(Endpoint(row.component, row.first, expectation))
         return found
 
     def _ssl(self) -> ssl.SSLContext | bool:
-        settings = self.config.ovn
+        settings = self.settings
         if settings.scheme != "https":
             return True
-        if settings.insecure_skip_verify:
+        if settings.tls.insecure_skip_verify:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             return context
         try:
-            return ssl.create_default_context(cafile=settings.ca_file)
+            return ssl.create_default_context(cafile=settings.tls.ca_file)
         except (OSError, ssl.SSLError) as e:
-            raise CheckError(f"{settings.ca_file}: cannot load CA: {e}") from None
+            raise CheckError(f"{settings.tls.ca_file}: cannot load CA: {e}") from None
 
     def _prepare(self) -> tuple[str, dict[str, str], ssl.SSLContext | bool]:
         """Blocking part: node address, token file, CA file."""
         headers = {"Accept": "text/plain;version=0.0.4"}
-        token_file = self.config.ovn.bearer_token_file
+        token_file = self.settings.bearer_token_file
         if token_file:
             # the exporter's own file (a projected token), not a host path: not re-rooted
             token = read_text(Path(token_file), MAX_TOKEN_BYTES).strip()
@@ -163,7 +251,7 @@ class OvnCheck(Check):
     async def run(self) -> CheckOutput:
         address, headers, ssl_context = await self.gate.run(self._prepare)
         host = f"[{address}]" if ":" in address else address
-        base = f"{self.config.ovn.scheme}://{host}"
+        base = f"{self.settings.scheme}://{host}"
         endpoints = self.endpoints()
         connector = aiohttp.TCPConnector(
             ssl=ssl_context, limit=len(endpoints) or 1, force_close=True
@@ -175,28 +263,31 @@ class OvnCheck(Check):
                         session,
                         f"{base}:{e.port}/metrics",
                         headers,
-                        self.config.ovn.max_body_bytes,
+                        self.settings.max_body_bytes,
                         # leave time to report: a slow endpoint must not time the check out
-                        self.config.ovn.timeout * 0.9,
+                        self.settings.timeout * 0.9,
                         self._parse_gates.setdefault(e.port, BlockingGate(f"ovn-{e.port}")),
                     )
                     for e in endpoints
                 )
             )
-        out = OutputBuilder()
+        out = self.output()
         healthy = True
         for endpoint, result in zip(endpoints, results, strict=True):
             labels = {"component": endpoint.component, "port": str(endpoint.port)}
-            out.add(metrics.OVN_UP, result.up, **labels)
-            out.add(metrics.OVN_EXPECTED, endpoint.expectation is Expectation.REQUIRED, **labels)
-            out.add(metrics.OVN_STATUS, result.status, **labels)
-            out.add(metrics.OVN_RESPONSE_SECONDS, result.seconds, **labels)
+            out.add(OVN_UP, result.up, **labels)
+            out.add(OVN_EXPECTED, endpoint.expectation is Expectation.REQUIRED, **labels)
+            out.add(OVN_STATUS, result.status, **labels)
+            out.add(OVN_RESPONSE_SECONDS, result.seconds, **labels)
             if result.samples is not None:
-                out.add(metrics.OVN_SAMPLES, result.samples, **labels)
+                out.add(OVN_SAMPLES, result.samples, **labels)
             # a required endpoint must serve; an optional one only counts once it answers
             counts = endpoint.expectation is Expectation.REQUIRED or result.status != 0
             if counts and not result.up:
                 healthy = False
-                out.note(f"{endpoint.component} {base}:{endpoint.port}/metrics: {result.reason}")
-        out.observe("ovn_endpoints", healthy)
+                out.note(
+                    f"{endpoint.component} {base}:{endpoint.port}/metrics: {result.reason}",
+                    Req.OVN_ENDPOINTS,
+                )
+        out.observe(Req.OVN_ENDPOINTS, healthy)
         return out.build()

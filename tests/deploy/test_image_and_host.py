@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +71,22 @@ def test_dockerfile_facts() -> None:
     assert "HEALTHCHECK" in DOCKERFILE and "/-/healthy" in DOCKERFILE
     assert DOCKERFILE.count("FROM ") == 3  # build, venv, runtime
     assert "org.opencontainers.image.version" in DOCKERFILE
+
+
+def test_the_version_is_written_once() -> None:
+    """pyproject.toml holds the version; the image takes it as a build argument (make
+    image) and refuses to build without one, so no copy can drift."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert version not in DOCKERFILE
+    assert re.search(r"^ARG VERSION$", DOCKERFILE, re.M)
+    (guard,) = [line for line in DOCKERFILE.splitlines() if "test -n" in line]
+    empty = subprocess.run(["sh", "-c", guard.removeprefix("RUN ").replace("${VERSION}", "")])
+    assert empty.returncode != 0
+    assert "--build-arg VERSION=$(VERSION)" in (ROOT / "Makefile").read_text()
+    made = subprocess.run(
+        ["make", "-s", "version"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert made.stdout.strip() == version
     dockerignore = (ROOT / ".dockerignore").read_text()
     assert dockerignore.splitlines()[1] == "*"
 

@@ -158,5 +158,5 @@ def test_the_exporter_accepts_the_configmap_config(tmp_path: Path) -> None:
         m for m in by_kind(render("base"), "ConfigMap") if m["metadata"]["name"].endswith("-config")
     )
     cfg = from_mapping(yaml.safe_load(cm["data"]["config.yaml"]))
-    assert cfg.disk.storage_paths == ("/var/lib/kubelet",)
+    assert cfg.check("disk").storage_paths  # type: ignore[attr-defined] == ("/var/lib/kubelet",)
     assert shutil.which("promtool")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from tests.helpers import (
     ARTIFACTS,
@@ -243,3 +244,29 @@ def test_html_report_in_a_browser(shape: str, shm_tmp: Path) -> None:
         assert f"{count} {verdict.upper()}" in text
     if shape == "compliant":
         assert "fastest link up: <script>" in text
+
+
+@needs_root
+def test_runbook_links_have_one_source(shm_tmp: Path) -> None:
+    """The report links where the alert rules link (no environment variable can make them
+    differ); the config's runbook_url_template moves both the page's and check's links."""
+    rules = yaml.safe_load((ROOT / "alerts" / "kubev-node-exporter.rules.yml").read_text())
+    by_alert = {
+        r["alert"]: r["annotations"]["runbook_url"]
+        for group in rules["groups"]
+        for r in group["rules"]
+        if "alert" in r
+    }
+    env = {"RUNBOOK_URL_TEMPLATE": "https://elsewhere.example/{alert}"}
+    done = check("undersized", shm_tmp, "--output=json", env=env)
+    rows = json.loads(done.stdout)["rows"]
+    assert rows
+    for row in rows:
+        alert = row["runbook_url"].rsplit("/", 1)[1].removesuffix(".md")
+        assert row["runbook_url"] == by_alert[alert]
+
+    config = shm_tmp / "runbooks.yaml"
+    config.write_text("runbook_url_template: https://wiki.example/kubev/{alert}\n")
+    done = check("undersized", shm_tmp / "again", "--output=json", f"--config.file={config}")
+    for row in json.loads(done.stdout)["rows"]:
+        assert row["runbook_url"].startswith("https://wiki.example/kubev/Kubev")

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter import sockdiag
+from exporter.checks import sockdiag
 from tests.helpers import ROOT, needs_root, network_namespace
 
 #: opens the sockets it is told to (in the namespace it runs in), then prints what
@@ -23,7 +23,7 @@ from tests.helpers import ROOT, needs_root, network_namespace
 PROBE = textwrap.dedent(
     """
     import json, resource, socket, subprocess, sys
-    from exporter.sockdiag import listening_ports
+    from exporter.checks.sockdiag import listening_ports
     resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     spec = json.loads(sys.argv[1])

@@ -7,7 +7,6 @@ import subprocess
 
 from alerts.catalog import ALERTS
 from alerts.generate import RULES, RUNBOOKS, TESTS, outputs
-from tests.helpers import ROOT
 
 
 def test_promtool_check_rules() -> None:
@@ -77,19 +76,3 @@ def test_thresholds_come_from_the_spec() -> None:
 
 def test_generation_is_deterministic() -> None:
     assert outputs() == outputs()
-
-
-def test_runbook_url_template_is_overridable(monkeypatch: object) -> None:
-    import os
-
-    old = os.environ.get("RUNBOOK_URL_TEMPLATE")
-    os.environ["RUNBOOK_URL_TEMPLATE"] = "https://wiki.example/runbooks/{alert}"
-    try:
-        text = outputs()[RULES]
-    finally:
-        if old is None:
-            del os.environ["RUNBOOK_URL_TEMPLATE"]
-        else:
-            os.environ["RUNBOOK_URL_TEMPLATE"] = old
-    assert "runbook_url: https://wiki.example/runbooks/KubevPortDown" in text
-    assert ROOT.exists()

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from exporter import cli
-from exporter.config import Config, ConfigError, ExtraPort, from_mapping, load, parse_duration
+from exporter.checks.disk import DiskSettings
+from exporter.checks.dns import DnsSettings
+from exporter.checks.network import NetworkSettings
+from exporter.checks.ovn import OvnSettings
+from exporter.checks.ports import ExtraPort, PortsSettings
+from exporter.config import Config, from_mapping, load
+from exporter.settings import ConfigError, parse_duration
 from exporter.spec import Expectation, Profile, Role
 from tests.helpers import ROOT, free_port
 
@@ -19,8 +25,10 @@ def test_embedded_default_serves_a_plain_single_node() -> None:
     assert cfg == Config()
     assert cfg.role is Role.SINGLE_NODE and cfg.profile is Profile.PRODUCTION
     assert all(cfg.check(n).enabled for n in ("kvm", "compute", "disk", "network"))
-    assert cfg.disk.devices.matches("nvme0n1") and not cfg.disk.devices.matches("loop0")
-    assert cfg.network.interfaces.matches("eno1") and not cfg.network.interfaces.matches("veth0")
+    assert cfg.settings(DiskSettings).devices.matches("nvme0n1")
+    assert not cfg.settings(DiskSettings).devices.matches("loop0")
+    assert cfg.settings(NetworkSettings).interfaces.matches("eno1")
+    assert not cfg.settings(NetworkSettings).interfaces.matches("veth0")
 
 
 def test_file_overrides_defaults(tmp_path: Path) -> None:
@@ -31,14 +39,15 @@ def test_file_overrides_defaults(tmp_path: Path) -> None:
     )
     cfg = load(path)
     assert cfg.profile is Profile.TESTING and cfg.role is Role.WORKER
-    assert cfg.disk.interval == 90.0 and cfg.disk.timeout == Config().disk.timeout
-    assert cfg.disk.storage_paths == ("/var/lib/kubevirt",)
-    assert not cfg.kvm.enabled
+    disk = cfg.settings(DiskSettings)
+    assert disk.interval == 90.0 and disk.timeout == Config().check("disk").timeout
+    assert disk.storage_paths == ("/var/lib/kubevirt",)
+    assert not cfg.check("kvm").enabled
 
 
 def test_a_short_interval_alone_shortens_the_default_timeout() -> None:
     cfg = from_mapping({"checks": {"disk": {"interval": "5s"}}})
-    assert cfg.disk.interval == 5 and cfg.disk.timeout == 5
+    assert cfg.check("disk").interval == 5 and cfg.check("disk").timeout == 5
 
 
 @pytest.mark.parametrize(
@@ -84,7 +93,8 @@ BAD_CONFIGS = [
     ),
     (
         "chekcs: {}\n",
-        "chekcs: unknown key (known keys: checks, node_address, node_name, profile, role)",
+        "chekcs: unknown key (known keys: checks, node_address, node_name, profile, role, "
+        "runbook_url_template)",
     ),
     (
         "checks:\n  disk:\n    devices:\n      exclude: '('\n",
@@ -257,7 +267,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     )
     cfg = cli.resolve_config(args)
     assert cfg.profile is Profile.PRODUCTION
-    assert cfg.kvm.enabled and not cfg.disk.enabled and cfg.compute.enabled
+    assert cfg.check("kvm").enabled and not cfg.check("disk").enabled
+    assert cfg.check("compute").enabled
 
 
 def test_network_service_sections(tmp_path: Path) -> None:
@@ -270,12 +281,17 @@ def test_network_service_sections(tmp_path: Path) -> None:
         "  dns: {names: [api.example.com], cluster_domain: cluster.local}\n"
     )
     cfg = load(path)
-    assert cfg.ports.connect_timeout == 0.25
-    assert cfg.ports.expectations == {"kubevirt-api": Expectation.REQUIRED}
-    assert cfg.ports.extra == (ExtraPort("agent", 9000, 9002, "udp", Expectation.OPTIONAL),)
-    assert (cfg.ovn.scheme, cfg.ovn.bearer_token_file, cfg.ovn.ca_file) == (
+    ports, ovn, dns = (
+        cfg.settings(PortsSettings),
+        cfg.settings(OvnSettings),
+        cfg.settings(DnsSettings),
+    )
+    assert ports.connect_timeout == 0.25
+    assert ports.expectations == {"kubevirt-api": Expectation.REQUIRED}
+    assert ports.extra == (ExtraPort("agent", (9000, 9002), "udp", Expectation.OPTIONAL),)
+    assert (ovn.scheme, ovn.bearer_token_file, ovn.tls.ca_file) == (
         "https",
         "/var/run/token",
         "/etc/ca.pem",
     )
-    assert cfg.dns.names == ("api.example.com",) and cfg.dns.cluster_domain == "cluster.local"
+    assert dns.names == ("api.example.com",) and dns.cluster_domain == "cluster.local"

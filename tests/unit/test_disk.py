@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.checks.disk import FSYNC_BUCKETS, PROBE_FILE, parse_diskstats
-from exporter.config import Config, DiskSettings, NameFilter
+from exporter.checks.disk import FSYNC_BUCKETS, PROBE_FILE, DiskSettings, parse_diskstats
+from exporter.config import Config
 from exporter.model import CheckError
+from exporter.settings import NameFilter
 from exporter.spec import FSYNC_MINIMUM_SECONDS, FSYNC_RECOMMENDED_SECONDS
 from tests.helpers import node_tree
 from tests.unit.checkrun import histograms, make, observed, run, values
@@ -37,7 +38,7 @@ def test_a_spinning_disk_fails_solid_state(tmp_path: Path) -> None:
 
 
 def test_include_pattern(tmp_path: Path) -> None:
-    cfg = Config(disk=DiskSettings(devices=NameFilter(include="^loop")))
+    cfg = Config().with_check("disk", devices=NameFilter(include="^loop"))
     v = values(run(make("disk", node_tree("compliant", tmp_path), cfg)))
     assert {k[1][0] for k in v if k[0] == "kubev_disk_info"} == {"loop0"}
 
@@ -75,7 +76,7 @@ def test_fsync_probe_and_filesystem(tmp_path: Path) -> None:
     for _ in range(2):
         out = run(check)
     h = histograms(out)[("kubev_storage_fsync_latency_seconds", ("/var/lib/kubelet",))]
-    samples = Config().disk.fsync_samples
+    samples = Config().settings(DiskSettings).fsync_samples
     assert h.count == 2 * samples
     assert h.buckets[-1] == (float("inf"), 2 * samples)
     assert [b for b, _ in h.buckets[:-1]] == list(FSYNC_BUCKETS)
@@ -97,13 +98,13 @@ def test_missing_storage_path_fails_the_probe_not_the_check(tmp_path: Path) -> N
     assert observed(out)["disk_latency"] is None
     assert (
         "storage path /var/lib/kubelet: fsync probe failed: No such file or directory; "
-        "statfs failed: No such file or directory" in out.notes
+        "statfs failed: No such file or directory" in [n.text for n in out.notes]
     )
 
 
 def test_read_only_path_keeps_its_filesystem_size() -> None:
     """/sys takes no new file, as a read-only host mount would not: statfs still answers."""
-    cfg = Config(disk=DiskSettings(storage_paths=("/sys",)))
+    cfg = Config().with_check("disk", storage_paths=("/sys",))
     out = run(make("disk", config=cfg))
     v = values(out)
     assert v[("kubev_storage_probe_success", ("/sys",))] == 0
@@ -113,7 +114,7 @@ def test_read_only_path_keeps_its_filesystem_size() -> None:
 
 def test_one_unmeasured_path_leaves_the_latency_verdict_unknown(tmp_path: Path) -> None:
     tree = node_tree("compliant", tmp_path)
-    cfg = Config(disk=DiskSettings(storage_paths=("/var/lib/kubelet", "/var/lib/absent")))
+    cfg = Config().with_check("disk", storage_paths=("/var/lib/kubelet", "/var/lib/absent"))
     out = run(make("disk", tree, cfg))
     assert values(out)[("kubev_storage_probe_success", ("/var/lib/kubelet",))] == 1
     assert observed(out)["disk_latency"] is None

@@ -25,9 +25,10 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from exporter.checks import CATALOG
 from exporter.encoder import assemble, bucket_bound, go_float, sample_lines
 from exporter.exposition import Exposition, self_samples
-from exporter.metrics import CATALOG, MetricDef
+from exporter.metrics import MetricDef
 from exporter.model import HistogramSample, Sample
 from tests.helpers import node_tree
 from tests.unit.test_runtime import IDENTITY, run_all, runtime_for

@@ -63,7 +63,7 @@ def test_missing_device(tmp_path: Path) -> None:
     assert v[("kubev_kvm_device_present", ())] == 0
     assert v[("kubev_kvm_usable", ())] == 0
     assert ("kubev_kvm_api_version", ()) not in v
-    assert any("does not exist" in n for n in out.notes)
+    assert any("does not exist" in n for n in [n.text for n in out.notes])
     assert observed(out) == {"virtualization_extensions": 0, "kvm": 0}
 
 
@@ -72,7 +72,7 @@ def test_regular_file_is_not_a_device(tmp_path: Path) -> None:
     (tree / "dev" / "kvm").write_text("x")
     out = run(make("kvm", tree))
     assert values(out)[("kubev_kvm_device_present", ())] == 0
-    assert any("not a character device" in n for n in out.notes)
+    assert any("not a character device" in n for n in [n.text for n in out.notes])
 
 
 @needs_root
@@ -81,7 +81,7 @@ def test_wrong_character_device(tmp_path: Path) -> None:
     os.mknod(tree / "dev" / "kvm", 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null
     out = run(make("kvm", tree))
     assert values(out)[("kubev_kvm_device_present", ())] == 0
-    assert any("is device 1:3, not KVM's 10:232" in n for n in out.notes)
+    assert any("is device 1:3, not KVM's 10:232" in n for n in [n.text for n in out.notes])
 
 
 def test_truncated_cpuinfo_leaves_flags_unknown(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_truncated_cpuinfo_leaves_flags_unknown(tmp_path: Path) -> None:
     v = values(out)
     assert ("kubev_cpu_virtualization_extensions_present", ()) not in v
     assert observed(out)["virtualization_extensions"] is None
-    assert any("no flags line" in n for n in out.notes)
+    assert any("no flags line" in n for n in [n.text for n in out.notes])
 
 
 def test_parse_cpuinfo_flags() -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from exporter.checks import network
-from exporter.config import Config, NameFilter, NetworkSettings
+from exporter.config import Config
 from exporter.exposition import Exposition, Identity
 from exporter.runtime import Runtime
+from exporter.settings import NameFilter
 from exporter.spec import MBPS, Profile, Role
 from tests.helpers import node_tree, samples
 from tests.unit.checkrun import make, observed, run, values
@@ -33,13 +34,13 @@ def test_physical_links_only_and_never_a_negative_speed(tmp_path: Path) -> None:
     assert ("kubev_network_full_duplex", ("eno2",)) not in v  # duplex unknown
     assert v[("kubev_network_mtu_bytes", ("eno1",))] == 9000
     assert v[("kubev_network_carrier_changes_total", ("eno1",))] == 3
-    assert "eno2: no speed sample: speed is unknown (-1)" in out.notes
+    assert "eno2: no speed sample: speed is unknown (-1)" in [n.text for n in out.notes]
     assert observed(out) == {"nic_speed": 10_000 * MBPS}
 
 
 def test_virtual_links_when_asked(tmp_path: Path) -> None:
-    cfg = Config(
-        network=NetworkSettings(interfaces=NameFilter(include="^veth"), physical_only=False)
+    cfg = Config().with_check(
+        "network", interfaces=NameFilter(include="^veth"), physical_only=False
     )
     v = values(run(make("network", node_tree("compliant", tmp_path), cfg)))
     assert {k[1][0] for k in v if k[0].startswith("kubev_network_")} == {"veth1a2b3c"}
@@ -54,7 +55,7 @@ def test_slow_nic(tmp_path: Path) -> None:
 def test_garbage_speed(tmp_path: Path) -> None:
     out = run(make("network", node_tree("broken", tmp_path)))
     assert ("kubev_network_speed_bytes", ("eth0",)) not in values(out)
-    assert "eth0: no speed sample: speed is not a number: 'fast'" in out.notes
+    assert "eth0: no speed sample: speed is not a number: 'fast'" in [n.text for n in out.notes]
     assert observed(out) == {"nic_speed": None}
 
 
@@ -70,12 +71,12 @@ def test_auto_source_follows_the_sysfs_path(tmp_path: Path) -> None:
 
 
 def test_cardinality_cap_counts_what_it_drops(tmp_path: Path) -> None:
-    cfg = Config(network=NetworkSettings(max_items=1))
+    cfg = Config().with_check("network", max_items=1)
     out = run(make("network", node_tree("compliant", tmp_path), cfg))
     v = values(out)
     assert {k[1][0] for k in v if k[0].startswith("kubev_network_")} == {"eno1"}
     assert v[("kubev_check_items_dropped", ("network", "interfaces"))] == 1
-    assert any("exceed the cap of 1: 1 dropped" in n for n in out.notes)
+    assert any("exceed the cap of 1: 1 dropped" in n for n in [n.text for n in out.notes])
 
 
 def test_label_values_with_quotes_and_backslashes_survive(tmp_path: Path) -> None:

@@ -17,10 +17,11 @@ from exporter.checks.cpuinfo import parse_cpuinfo
 from exporter.checks.disk import parse_diskstats
 from exporter.checks.network import _speed_from_text
 from exporter.checks.ovn import count_samples
-from exporter.config import ConfigError, from_mapping, parse_duration
+from exporter.config import from_mapping
 from exporter.fsread import read_text
 from exporter.model import CheckError
-from exporter.webconfig import WebConfig, WebSecurity
+from exporter.settings import ConfigError, parse_duration
+from exporter.web.security import WebConfig, WebSecurity
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 garbage = st.text(alphabet=st.characters(codec="utf-8"), max_size=400)
@@ -213,7 +214,7 @@ GOOD_HEADER = "Basic " + base64.b64encode(b"prometheus:right").decode()
 )
 def test_authorization_header(header: str) -> None:
     security = WebSecurity(None)
-    security.config = WebConfig(users={"prometheus": RIGHT})
+    security.config = WebConfig(basic_auth_users={"prometheus": RIGHT})
     assert asyncio.run(security.allowed(header)) is (header == GOOD_HEADER)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
@@ -29,9 +30,9 @@ from exporter.exposition import Exposition, Identity
 from exporter.model import CheckOutput
 from exporter.paths import Paths
 from exporter.runtime import Runtime
-from exporter.server import accepts_gzip, make_app
 from exporter.spec import Profile, Role
-from tests.helpers import node_tree, samples
+from exporter.web.server import accepts_gzip, make_app
+from tests.helpers import eventually, node_tree, samples
 from tests.unit.checkrun import tree_paths
 
 #: What Prometheus 2.x sends; it gets OpenMetrics.
@@ -120,15 +121,20 @@ async def test_exposition_is_cached_until_a_result_changes(tmp_path: Path) -> No
     assert parsed["kubev_cpu_logical_cores"].samples[0].value == 4
 
 
+async def ready_status(client: TestClient[web.Request, web.Application]) -> int:
+    return (await client.get("/-/ready")).status
+
+
 async def test_endpoints(tmp_path: Path) -> None:
-    runtime = runtime_for(node_tree("undersized", tmp_path))
-    async with TestClient(TestServer(make_app(runtime, IDENTITY))) as client:
+    runtime = runtime_for(node_tree("undersized", tmp_path), Config(node_name="n1"))
+    async with TestClient(TestServer(make_app(runtime))) as client:
         assert (await client.get("/-/healthy")).status == 200
         not_ready = await client.get("/-/ready")
         assert not_ready.status == 503
         assert "kvm" in await not_ready.text()
         await run_all(runtime)
-        assert (await client.get("/-/ready")).status == 200
+        # ready once the encoder thread has the results in what /metrics serves
+        await eventually(lambda: ready_status(client), 200)
 
         response = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})
         assert response.status == 200
@@ -156,11 +162,41 @@ async def test_endpoints(tmp_path: Path) -> None:
         assert (await client.post("/metrics")).status == 405
 
 
+async def test_ready_means_metrics_hold_every_first_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/-/ready must not say ready while /metrics still serves bytes encoded before the
+    first results (seen on a loaded machine: check_success 0 for a check with zero runs)."""
+    encoder_may_run = threading.Event()
+    # the encoder thread starts by lowering its priority: hold it there, as a busy CPU would
+    monkeypatch.setattr("exporter.exposition.lower_priority", encoder_may_run.wait)
+    runtime = runtime_for(node_tree("undersized", tmp_path))
+    async with TestClient(TestServer(make_app(runtime))) as client:
+        before = samples(await (await client.get("/metrics")).text())
+        assert before[("kubev_check_success", (("check", "disk"),))] == 0
+        await run_all(runtime)
+        assert runtime.snapshot.ready  # every check has run...
+        stale = samples(await (await client.get("/metrics")).text())
+        assert stale[("kubev_check_success", (("check", "disk"),))] == 0  # ...not yet served
+        assert await ready_status(client) == 503
+        encoder_may_run.set()
+        await eventually(lambda: ready_status(client), 200)
+        served = samples(await (await client.get("/metrics")).text())
+        for check in runtime.checks:
+            runs = served[
+                ("kubev_check_runs_total", (("check", check.name), ("result", "success")))
+            ]
+            failures = served[
+                ("kubev_check_runs_total", (("check", check.name), ("result", "failure")))
+            ]
+            assert runs + failures == 1, check.name
+
+
 async def test_html_escapes_node_data(tmp_path: Path) -> None:
-    runtime = runtime_for(node_tree("broken", tmp_path))
-    identity = Identity(node="<script>alert(1)</script>", role=Role.WORKER, profile=Profile.TESTING)
+    hostile = Config(node_name="<script>alert(1)</script>", profile=Profile.TESTING)
+    runtime = runtime_for(node_tree("broken", tmp_path), hostile)
     await run_all(runtime)
-    async with TestClient(TestServer(make_app(runtime, identity))) as client:
+    async with TestClient(TestServer(make_app(runtime))) as client:
         html = await (await client.get("/")).text()
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

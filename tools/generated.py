@@ -29,6 +29,9 @@ def sync(
             path.write_text(text, encoding="utf-8")
         for path in orphans:
             path.unlink()
+        for directory in {path.parent for path in orphans}:
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()  # an overlay no longer generated leaves no empty folder
         return 0
     stale = [
         path

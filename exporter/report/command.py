@@ -6,11 +6,12 @@ import asyncio
 import json
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
-from exporter import readiness
 from exporter.checks.base import Check
 from exporter.config import Config
+from exporter.report import model
+from exporter.report.text import render_text
 from exporter.runtime import Runtime, Snapshot
 
 
@@ -46,7 +47,7 @@ class Progress:
 
 
 async def run_all(runtime: Runtime, progress: Progress) -> Snapshot:
-    async def one(check: Check) -> None:
+    async def one(check: Check[Any]) -> None:
         await runtime.run_once(check)
         progress.finished(check.name)
 
@@ -58,14 +59,14 @@ async def run_all(runtime: Runtime, progress: Progress) -> Snapshot:
     return runtime.snapshot
 
 
-def run(config: Config, checks: list[Check], node: str, output: str) -> int:
+def run(config: Config, checks: list[Check[Any]], output: str) -> int:
     runtime = Runtime(config, checks)
     snapshot = asyncio.run(run_all(runtime, Progress(sys.stderr, len(checks))))
-    report = readiness.build(snapshot, config, node)
+    report = model.build(snapshot, config)
     if output == "json":
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:
         colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        sys.stdout.write(readiness.render_text(report, colour))
+        sys.stdout.write(render_text(report, colour))
     sys.stdout.flush()
     return report.exit_code

@@ -7,9 +7,13 @@ from collections.abc import Sequence
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from exporter import readiness, report
 from exporter.exposition import Exposition, ExtraSamples, Identity
+from exporter.report import html, model
 from exporter.runtime import Runtime
+
+INDEX, HEALTHY, READY = "/", "/-/healthy", "/-/ready"
+#: the paths of the server's own routes: the telemetry path must be none of them
+RESERVED_PATHS = (INDEX, HEALTHY, READY)
 
 
 def accepts_gzip(header: str) -> bool:
@@ -27,12 +31,11 @@ def accepts_gzip(header: str) -> bool:
 
 def make_app(
     runtime: Runtime,
-    identity: Identity,
     telemetry_path: str = "/metrics",
     middlewares: Sequence[Middleware] = (),
     extra: ExtraSamples | None = None,
 ) -> web.Application:
-    exposition = Exposition(identity, extra)
+    exposition = Exposition(Identity.of(runtime.config), extra)
     runtime.subscribe(exposition.warm)
     page_cache: dict[int, bytes] = {}
 
@@ -51,9 +54,7 @@ def make_app(
         body = page_cache.get(snapshot.generation)
         if body is None:
             page_cache.clear()
-            body = report.render(
-                readiness.build(snapshot, runtime.config, identity.node), telemetry_path
-            ).encode()
+            body = html.render(model.build(snapshot, runtime.config), telemetry_path).encode()
             page_cache[snapshot.generation] = body
         return web.Response(body=body, content_type="text/html", charset="utf-8")
 
@@ -61,15 +62,18 @@ def make_app(
         return web.Response(text="OK\n")
 
     async def ready(request: web.Request) -> web.Response:
-        if runtime.snapshot.ready:
+        # ready means: what /metrics serves now holds every enabled check's first result
+        snapshot = runtime.snapshot
+        if exposition.serves_ready(snapshot):
             return web.Response(text="OK\n")
-        pending = [n for n, s in runtime.snapshot.states.items() if not s.has_run]
-        return web.Response(status=503, text=f"waiting for first run of: {', '.join(pending)}\n")
+        pending = [n for n, s in snapshot.states.items() if not s.has_run]
+        waiting = f"first run of: {', '.join(pending)}" if pending else "the encoder"
+        return web.Response(status=503, text=f"waiting for {waiting}\n")
 
     # no endpoint reads a body or takes a target from the request: GET/HEAD only, known paths
     app = web.Application(middlewares=list(middlewares), client_max_size=1024)
     app.router.add_get(telemetry_path, metrics)
-    app.router.add_get("/", index)
-    app.router.add_get("/-/healthy", healthy)
-    app.router.add_get("/-/ready", ready)
+    app.router.add_get(INDEX, index)
+    app.router.add_get(HEALTHY, healthy)
+    app.router.add_get(READY, ready)
     return app

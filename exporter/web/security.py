@@ -20,7 +20,7 @@ import hashlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
@@ -28,7 +28,7 @@ import yaml
 from aiohttp import web
 
 from exporter import yamlload
-from exporter.config import ConfigError, _Section
+from exporter.settings import ConfigError, choice, parse_section, setting
 
 log = logging.getLogger("exporter.web")
 
@@ -47,21 +47,6 @@ CLIENT_AUTH = {
 }
 
 
-@dataclass(frozen=True)
-class TLSSettings:
-    cert_file: str
-    key_file: str
-    client_auth_type: str = "NoClientCert"
-    client_ca_file: str | None = None
-    min_version: str = "TLS12"
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    tls: TLSSettings | None = None
-    users: dict[str, bytes] = field(default_factory=dict)
-
-
 def _str(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: must be a non-empty string, got {value!r}")
@@ -72,13 +57,54 @@ def _optional_str(value: object, where: str) -> str | None:
     return None if value is None else _str(value, where)
 
 
-def _choice(choices: Mapping[str, object]) -> Callable[[object, str], str]:
-    def parse(value: object, where: str) -> str:
-        if value not in choices:
-            raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
-        return str(value)
+@dataclass(frozen=True)
+class TLSSettings:
+    cert_file: str = setting("", parse=_str, doc="server certificate (PEM)")
+    key_file: str = setting("", parse=_str, doc="its private key (PEM)")
+    client_auth_type: str = setting(
+        "NoClientCert", parse=choice(tuple(CLIENT_AUTH)), doc="mTLS: RequireAndVerifyClientCert"
+    )
+    client_ca_file: str | None = setting(
+        None, parse=_optional_str, doc="CA that signs client certificates"
+    )
+    min_version: str = setting("TLS12", parse=choice(tuple(VERSIONS)), doc="TLS10..TLS13")
 
-    return parse
+
+def _tls(value: object, where: str) -> TLSSettings:
+    tls = parse_section(TLSSettings, value, where, TLSSettings())
+    for key in ("cert_file", "key_file"):
+        if not getattr(tls, key):
+            raise ConfigError(f"{where}.{key}: required")
+    if tls.client_auth_type == "RequireAndVerifyClientCert" and not tls.client_ca_file:
+        raise ConfigError(f"{where}.client_ca_file: required for RequireAndVerifyClientCert")
+    return tls
+
+
+def _users(value: object, where: str) -> Mapping[str, bytes]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a mapping of user: bcrypt hash")
+    users: dict[str, bytes] = {}
+    for user, hashed in value.items():
+        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            raise ConfigError(f"{where}.{user}: must be a bcrypt hash ($2y$...)")
+        users[str(user)] = hashed.encode()
+    return users
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    tls_server_config: TLSSettings | None = setting(None, parse=_tls, doc="TLS; none: plain HTTP")
+    basic_auth_users: Mapping[str, bytes] = setting(
+        default_factory=dict, parse=_users, doc="user: bcrypt hash"
+    )
+
+    @property
+    def tls(self) -> TLSSettings | None:
+        return self.tls_server_config
+
+    @property
+    def users(self) -> Mapping[str, bytes]:
+        return self.basic_auth_users
 
 
 def load(path: Path) -> WebConfig:
@@ -89,39 +115,9 @@ def load(path: Path) -> WebConfig:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: {yamlload.describe(e)}") from None
     try:
-        top = _Section(data, "")
-        tls = None
-        if "tls_server_config" in top.data:
-            t = top.section("tls_server_config")
-            tls = TLSSettings(
-                cert_file=t.get("cert_file", _str, ""),
-                key_file=t.get("key_file", _str, ""),
-                client_auth_type=t.get("client_auth_type", _choice(CLIENT_AUTH), "NoClientCert"),
-                client_ca_file=t.get("client_ca_file", _optional_str, None),
-                min_version=t.get("min_version", _choice(VERSIONS), "TLS12"),
-            )
-            for key in ("cert_file", "key_file"):
-                if not getattr(tls, key):
-                    raise ConfigError(f"tls_server_config.{key}: required")
-            if tls.client_auth_type == "RequireAndVerifyClientCert" and not tls.client_ca_file:
-                raise ConfigError(
-                    "tls_server_config.client_ca_file: required for RequireAndVerifyClientCert"
-                )
-            t.finish()
-        users: dict[str, bytes] = {}
-        raw = top.get("basic_auth_users", lambda v, w: v, None)
-        if raw is not None:
-            if not isinstance(raw, dict):
-                raise ConfigError("basic_auth_users: must be a mapping of user: bcrypt hash")
-            for user, hashed in raw.items():
-                where = f"basic_auth_users.{user}"
-                if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-                    raise ConfigError(f"{where}: must be a bcrypt hash ($2y$...)")
-                users[str(user)] = hashed.encode()
-        top.finish()
-        config = WebConfig(tls=tls, users=users)
-        if tls is not None:
-            make_ssl_context(tls)  # fail now, naming the file, not on the first handshake
+        config = parse_section(WebConfig, data, "", WebConfig())
+        if config.tls is not None:
+            make_ssl_context(config.tls)  # fail now, naming the file, not on the first handshake
         return config
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from html import escape
 
-from exporter.readiness import AREAS, VERDICTS, Report
+from exporter.report.model import AREAS, VERDICTS, Report
 
 _STYLE = """
 :root{--pass:#17663a;--warn:#8a5a00;--fail:#b00020;--error:#6a1b9a;--unknown:#215f7a}
@@ -46,7 +46,7 @@ def render(report: Report, telemetry_path: str) -> str:
         f'<span class="count bg-{v}" data-verdict="{v}">{counts[v]} {v}</span>' for v in VERDICTS
     )
     sections = []
-    for area, (label, _) in AREAS.items():
+    for area, label in AREAS:
         rows = [r for r in report.rows if r.area == area]
         if not rows:
             continue

@@ -1,0 +1,66 @@
+"""`make generate` and its check: every generated file is current, and a file a generator
+no longer produces (an orphan) counts as stale, so a retired dashboard or overlay cannot
+linger in the repository."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+
+def generate(mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.generate", mode],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def stray(relative: str) -> Iterator[Path]:
+    path = ROOT / relative
+    made = [p for p in reversed(path.relative_to(ROOT).parents) if not (ROOT / p).exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("left behind\n")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                (ROOT / directory).rmdir()
+
+
+def test_the_committed_files_are_current() -> None:
+    done = generate("check")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "dashboards/retired.json",
+        "deploy/kubernetes/overlays/old/daemonset.yaml",
+        "docs/runbooks/KubevRetiredAlert.md",
+    ],
+)
+def test_an_orphan_is_stale(relative: str) -> None:
+    with stray(relative):
+        done = generate("check")
+        assert done.returncode == 1
+        assert relative in done.stderr
+
+
+def test_a_bad_mode_is_a_usage_error() -> None:
+    done = generate("rewrite")
+    assert done.returncode == 2
+    assert "usage: write | check" in done.stderr
