@@ -71,12 +71,18 @@ class CheckOutput:
     #: requirement -> observed value (booleans as 1/0); None: could not be observed.
     observations: tuple[tuple[Req, float | None], ...] = ()
     notes: tuple[Note, ...] = ()
+    #: items that failed (a file that does not parse): the rest of the output still
+    #: stands, but the run counts as failed and the requirement an error names is ERROR
+    errors: tuple[Note, ...] = ()
 
     def observed(self, requirement: Req) -> float | None:
         return dict(self.observations).get(requirement)
 
     def notes_about(self, requirement: Req) -> list[str]:
         return [n.text for n in self.notes if n.about is requirement]
+
+    def errors_about(self, requirement: Req) -> list[str]:
+        return [e.text for e in self.errors if e.about is requirement]
 
 
 @dataclass
@@ -90,6 +96,7 @@ class OutputBuilder:
     _samples: list[Sample | HistogramSample] = field(default_factory=list)
     _observations: dict[Req, float | None] = field(default_factory=dict)
     _notes: list[Note] = field(default_factory=list)
+    _errors: list[Note] = field(default_factory=list)
 
     def _own(self, metric: MetricDef) -> None:
         if metric.source != self.source and metric is not ITEMS_DROPPED:
@@ -122,6 +129,15 @@ class OutputBuilder:
         if note not in self._notes:
             self._notes.append(note)
 
+    def fail(self, text: str, about: Req | None = None) -> None:
+        """One item could not be read (it names the file and why): the facts read
+        without it stand; the requirement it was needed for is unknown, shown as ERROR."""
+        if about is not None:
+            self.observe(about, None)
+        error = Note(text, about)
+        if error not in self._errors:
+            self._errors.append(error)
+
     def notes(self, texts: Iterable[str], about: Req | None = None) -> None:
         for text in texts:
             self.note(text, about)
@@ -136,6 +152,9 @@ class OutputBuilder:
         for note in other._notes:
             if note not in self._notes:
                 self._notes.append(note)
+        for error in other._errors:
+            if error not in self._errors:
+                self._errors.append(error)
 
     def cap(self, items: Sequence[T], limit: int, check: str, kind: str) -> Sequence[T]:
         """At most `limit` items; the number dropped is a metric (0 when none are)."""
@@ -153,6 +172,7 @@ class OutputBuilder:
             samples=tuple(self._samples),
             observations=tuple(self._observations.items()),
             notes=tuple(self._notes),
+            errors=tuple(self._errors),
         )
 
 

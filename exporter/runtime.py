@@ -102,6 +102,8 @@ class Runtime:
             async with deadline:
                 output = await check.run()
             result, error = "success", None
+            if output.errors:  # some items failed; what was read is still served
+                result, error = "failure", "; ".join(e.text for e in output.errors)
         except TimeoutError as e:
             if deadline.expired():
                 result, error = "timeout", f"timed out after {settings.timeout:g}s"
@@ -144,13 +146,14 @@ class Runtime:
         served = output
         if output is None and check.settings.keep_last_good:
             served = old.output
+        success = result == "success"
         state = replace(
             old,
             runs=MappingProxyType(runs),
-            success=output is not None,
+            success=success,
             error=error,
             duration=duration,
-            last_success=time.time() if output is not None else old.last_success,
+            last_success=time.time() if success else old.last_success,
             output=served,
         )
         self._log_change(old, state)
@@ -179,8 +182,8 @@ class Runtime:
             log.warning("check failed", extra={"kv": {**kv, "err": new.error}})
         elif new.success and not old.success and old.has_run:
             log.info("check recovered", extra={"kv": kv})
-        notes = frozenset(new.output.notes) if new.success and new.output else frozenset()
-        if new.success:
+        notes = frozenset(new.output.notes) if new.output else frozenset()
+        if new.output is not None:
             for note in sorted(
                 notes - self._notes.get(new.name, frozenset()), key=lambda n: n.text
             ):

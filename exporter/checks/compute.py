@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,7 @@ from exporter.checks.base import BlockingCheck, RequirementRow
 from exporter.checks.cpuinfo import parse_cpuinfo
 from exporter.fsread import read_optional, read_text
 from exporter.metrics import MetricGroup
-from exporter.model import CheckError, CheckOutput
+from exporter.model import CheckError, CheckOutput, OutputBuilder
 from exporter.paths import Paths
 from exporter.settings import CheckSettings
 from exporter.spec import Req, requirements
@@ -42,7 +43,8 @@ MEMORY_TOTAL = METRICS.gauge(
 )
 MEMORY_AVAILABLE = METRICS.gauge(
     "kubev_memory_available_bytes",
-    "MemAvailable of /proc/meminfo.",
+    "MemAvailable of /proc/meminfo (estimated as the kernel does where it is missing; "
+    "absent when it cannot be).",
 )
 MEMORY_HEADROOM = METRICS.gauge(
     "kubev_memory_headroom_bytes",
@@ -75,7 +77,7 @@ def parse_stat_cpu(text: str, where: str) -> CpuTimes:
 
 
 def parse_meminfo(text: str, where: str) -> dict[str, int]:
-    """Fields of /proc/meminfo in bytes."""
+    """Fields of /proc/meminfo in bytes; MemTotal must be there (the rest may not be)."""
     values: dict[str, int] = {}
     for line in text.splitlines():
         key, sep, rest = line.partition(":")
@@ -87,10 +89,41 @@ def parse_meminfo(text: str, where: str) -> dict[str, int]:
         except ValueError:
             continue
         values[key.strip()] = number * 1024 if parts[1:] == ["kB"] else number
-    for key in ("MemTotal", "MemAvailable"):
-        if key not in values:
-            raise CheckError(f"{where}: no {key} line")
+    if "MemTotal" not in values:
+        raise CheckError(f"{where}: no MemTotal line")
     return values
+
+
+def low_watermark_pages(zoneinfo: str) -> int | None:
+    """The sum of every zone's low watermark (pages) in /proc/zoneinfo; None if absent."""
+    total, found = 0, False
+    for line in zoneinfo.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "low" and fields[1].isdigit():
+            total += int(fields[1])
+            found = True
+    return total if found else None
+
+
+def estimate_available(mem: dict[str, int], low_watermark: int) -> int | None:
+    """MemAvailable for kernels that do not report it (before 3.14, some containers), the
+    way the kernel computes it (si_mem_available) and procps' free(1) estimates it: free
+    memory less the low watermarks, plus the file LRU and reclaimable slab that can be
+    reclaimed without going below them. None when a field it needs is missing."""
+    needed = ("MemFree", "Active(file)", "Inactive(file)", "SReclaimable")
+    if any(key not in mem for key in needed):
+        return None
+    pagecache = mem["Active(file)"] + mem["Inactive(file)"]
+    slab = mem["SReclaimable"]
+    available = (
+        mem["MemFree"]
+        - low_watermark
+        + pagecache
+        - min(pagecache // 2, low_watermark)
+        + slab
+        - min(slab // 2, low_watermark)
+    )
+    return max(0, available)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,10 +156,22 @@ class ComputeCheck(BlockingCheck[ComputeSettings]):
         self._previous: CpuTimes | None = None
 
     def collect(self) -> CheckOutput:
+        """CPU and memory are read apart: a broken file costs the facts it holds, not the
+        others (a /proc/meminfo without MemAvailable still gives MemTotal and the cores)."""
         out = self.output()
+        logical = self._cpu(out)
+        self._idle(out, logical)
+        self._memory(out)
+        return out.build()
+
+    def _cpu(self, out: OutputBuilder) -> int | None:
         reqs = requirements(self.config.profile)
         cpuinfo_path = self.paths.proc("cpuinfo")
-        cpu = parse_cpuinfo(read_text(cpuinfo_path), str(cpuinfo_path))
+        try:
+            cpu = parse_cpuinfo(read_text(cpuinfo_path), str(cpuinfo_path))
+        except CheckError as e:
+            out.fail(str(e), Req.CPU_CORES)
+            return None
         out.add(CPU_LOGICAL, cpu.logical)
         physical = cpu.physical or self._physical_from_sysfs()
         if physical:
@@ -135,20 +180,51 @@ class ComputeCheck(BlockingCheck[ComputeSettings]):
         for level in cores.thresholds:
             out.add(CPU_HEADROOM, cores.headroom(level, cpu.logical), level=level.value)
         out.observe(Req.CPU_CORES, cpu.logical)
+        return cpu.logical
 
+    def _idle(self, out: OutputBuilder, logical: int | None) -> None:
         stat_path = self.paths.proc("stat")
-        times = parse_stat_cpu(read_text(stat_path), str(stat_path))
-        out.add(CPU_IDLE, self._idle_cores(times, cpu.logical))
+        try:
+            times = parse_stat_cpu(read_text(stat_path), str(stat_path))
+        except CheckError as e:
+            out.fail(str(e))
+            return
+        if logical is not None:
+            out.add(CPU_IDLE, self._idle_cores(times, logical))
 
+    def _memory(self, out: OutputBuilder) -> None:
+        reqs = requirements(self.config.profile)
         meminfo_path = self.paths.proc("meminfo")
-        mem = parse_meminfo(read_text(meminfo_path), str(meminfo_path))
+        try:
+            mem = parse_meminfo(read_text(meminfo_path), str(meminfo_path))
+        except CheckError as e:
+            out.fail(str(e), Req.MEMORY)
+            return
         out.add(MEMORY_TOTAL, mem["MemTotal"])
-        out.add(MEMORY_AVAILABLE, mem["MemAvailable"])
+        available = mem.get("MemAvailable")
+        if available is None:
+            available = self._estimated_available(out, mem)
+        if available is not None:
+            out.add(MEMORY_AVAILABLE, available)
         memory = reqs[Req.MEMORY]
         for level in memory.thresholds:
             out.add(MEMORY_HEADROOM, memory.headroom(level, mem["MemTotal"]), level=level.value)
         out.observe(Req.MEMORY, mem["MemTotal"])
-        return out.build()
+
+    def _estimated_available(self, out: OutputBuilder, mem: dict[str, int]) -> int | None:
+        zoneinfo = read_optional(self.paths.proc("zoneinfo"), 1024 * 1024)
+        low = low_watermark_pages(zoneinfo) if zoneinfo is not None else None
+        estimate = None
+        if low is not None:
+            estimate = estimate_available(mem, low * os.sysconf("SC_PAGE_SIZE"))
+        if estimate is None:
+            out.note("/proc/meminfo has no MemAvailable and it cannot be estimated: unknown")
+        else:
+            out.note(
+                "/proc/meminfo has no MemAvailable: estimated from MemFree, the file LRU, "
+                "reclaimable slab and the zones' low watermarks"
+            )
+        return estimate
 
     def _idle_cores(self, now: CpuTimes, logical: int) -> float:
         """Idle share since the previous run (since boot on the first, or if nothing moved)."""

@@ -9,7 +9,6 @@ import psutil
 import pytest
 
 from exporter.config import Config
-from exporter.model import CheckError
 from exporter.spec import GIB, Profile
 from tests.helpers import node_tree
 from tests.unit.checkrun import make, observed, run, values
@@ -62,27 +61,96 @@ def test_physical_cores_from_sysfs_topology(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("file", "content", "message"),
+    ("file", "content", "message", "lost", "kept"),
     [
-        ("meminfo", "MemTotal: lots\n", "proc/meminfo: no MemTotal line"),
-        ("meminfo", None, "proc/meminfo: file not found"),
-        ("stat", "cpu  1 2 x 4\n", "proc/stat: the cpu line has a non-numeric field"),
-        ("stat", "intr 0\n", "proc/stat: no aggregate cpu line"),
-        ("cpuinfo", "", "proc/cpuinfo: no processor entries"),
+        (
+            "meminfo",
+            "MemTotal: lots\n",
+            "proc/meminfo: no MemTotal line",
+            "kubev_memory_total_bytes",
+            "kubev_cpu_logical_cores",
+        ),
+        (
+            "meminfo",
+            None,
+            "proc/meminfo: file not found",
+            "kubev_memory_total_bytes",
+            "kubev_cpu_logical_cores",
+        ),
+        (
+            "stat",
+            "cpu  1 2 x 4\n",
+            "proc/stat: the cpu line has a non-numeric field",
+            "kubev_cpu_idle_cores",
+            "kubev_memory_total_bytes",
+        ),
+        (
+            "stat",
+            "intr 0\n",
+            "proc/stat: no aggregate cpu line",
+            "kubev_cpu_idle_cores",
+            "kubev_cpu_logical_cores",
+        ),
+        (
+            "cpuinfo",
+            "",
+            "proc/cpuinfo: no processor entries",
+            "kubev_cpu_logical_cores",
+            "kubev_memory_total_bytes",
+        ),
     ],
 )
-def test_broken_files_fail_the_check_naming_the_file(
-    tmp_path: Path, file: str, content: str | None, message: str
+def test_a_broken_file_costs_its_facts_only(
+    tmp_path: Path, file: str, content: str | None, message: str, lost: str, kept: str
 ) -> None:
+    """The error names the file; the facts from the other files stand."""
     tree = node_tree("undersized", tmp_path)
     target = tree / "proc" / file
     if content is None:
         target.unlink()
     else:
         target.write_text(content)
-    with pytest.raises(CheckError) as info:
-        run(make("compute", tree))
-    assert str(info.value) == f"{tree}/{message}"
+    out = run(make("compute", tree))
+    assert [e.text for e in out.errors] == [f"{tree}/{message}"]
+    names = {name for name, _ in values(out)}
+    assert kept in names and lost not in names
+
+
+def test_meminfo_without_memavailable_is_estimated(tmp_path: Path) -> None:
+    """Kernels before 3.14 (and some containers) have no MemAvailable: estimate it as the
+    kernel does from MemFree, the file LRU, reclaimable slab and the low watermarks."""
+    tree = node_tree("undersized", tmp_path)
+    (tree / "proc" / "meminfo").write_text(
+        "MemTotal:        4000000 kB\nMemFree:          500000 kB\n"
+        "Active(file):     300000 kB\nInactive(file):   100000 kB\n"
+        "SReclaimable:      40000 kB\n"
+    )
+    (tree / "proc" / "zoneinfo").write_text(
+        "Node 0, zone      DMA\n  pages free     3968\n        min      32\n"
+        "        low      40\n        high     48\n"
+        "Node 0, zone   Normal\n  pages free     100000\n        min      10000\n"
+        "        low      12460\n        high     14000\n"
+    )
+    out = run(make("compute", tree))
+    low = (40 + 12460) * os.sysconf("SC_PAGE_SIZE")
+    free, cache, slab = 500000 * 1024, 400000 * 1024, 40000 * 1024
+    expected = free - low + cache - min(cache // 2, low) + slab - min(slab // 2, low)
+    v = values(out)
+    assert v[("kubev_memory_available_bytes", ())] == max(0, expected)
+    assert v[("kubev_memory_total_bytes", ())] == 4000000 * 1024
+    assert observed(out)["memory"] == 4000000 * 1024 and not out.errors
+
+
+def test_meminfo_without_memavailable_or_zoneinfo(tmp_path: Path) -> None:
+    """Nothing to estimate from: available memory is unknown, not made up; the rest stands."""
+    tree = node_tree("undersized", tmp_path)
+    (tree / "proc" / "meminfo").write_text("MemTotal: 4000000 kB\nMemFree: 500000 kB\n")
+    out = run(make("compute", tree))
+    v = values(out)
+    assert ("kubev_memory_available_bytes", ()) not in v
+    assert v[("kubev_memory_total_bytes", ())] == 4000000 * 1024
+    assert v[("kubev_cpu_logical_cores", ())] == 4
+    assert any("cannot be estimated" in n.text for n in out.notes) and not out.errors
 
 
 def test_this_machine() -> None:
