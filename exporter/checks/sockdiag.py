@@ -1,17 +1,20 @@
 """Listening sockets from the kernel's sock_diag netlink interface (what `ss -l` reads).
 
-Only the source port of each socket is needed, so the reply is read with struct at fixed
-offsets instead of a general netlink parser: a dump of a thousand listeners costs about a
-millisecond of the interpreter lock instead of the ~50 ms a full message decode takes.
+Only the family, bound address and port of each socket are needed, so the reply is read
+with struct at fixed offsets instead of a general netlink parser: a dump of a thousand
+listeners costs about a millisecond of the interpreter lock instead of the ~50 ms a full
+message decode takes.
 Blocking; run it in a thread. Bounded: a receive timeout and a cap on reply bytes.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 NETLINK_SOCK_DIAG = 4
@@ -28,7 +31,11 @@ UDP_UNCONNECTED = 7  # TCP_CLOSE: how sock_diag reports a bound, unconnected UDP
 _HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 #: struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zeroed sockid (48)
 _REQUEST = struct.Struct("=BBBxI48x")
-_SPORT = struct.Struct("!H")  # inet_diag_msg.id.idiag_sport: 4 bytes into the message
+#: inet_diag_msg: family, state, timer, retrans, then the socket id: sport, dport (big
+#: endian), src and dst (16 bytes each; IPv4 uses the first 4)
+_ID = struct.Struct("=B3x")
+_SPORT = struct.Struct("!H")
+_SPORT_AT, _SRC_AT = 4, 8
 _ERRNO = struct.Struct("=i")  # nlmsgerr.error, and NLMSG_DONE's payload: -errno or 0
 _MSG_MIN = 72  # sizeof(struct inet_diag_msg)
 _RECV = 65536
@@ -46,7 +53,8 @@ class Dump:
     """What one dump's datagrams said so far."""
 
     seq: int
-    ports: set[int] = field(default_factory=set)
+    #: (family, bound address bytes, port) of each socket
+    sockets: set[tuple[int, bytes, int]] = field(default_factory=set)
     done: bool = False
     #: NLM_F_DUMP_INTR: sockets changed during the dump, which may have missed some
     interrupted: bool = False
@@ -82,7 +90,11 @@ def parse_reply(data: bytes, dump: Dump) -> None:
                 if code:
                     raise SockDiagError(code, f"sock_diag: {os.strerror(code)}")
             elif kind == SOCK_DIAG_BY_FAMILY and length >= _HEADER.size + _MSG_MIN:
-                dump.ports.add(_SPORT.unpack_from(data, offset + _HEADER.size + 4)[0])
+                msg = offset + _HEADER.size
+                family = _ID.unpack_from(data, msg)[0]
+                port = _SPORT.unpack_from(data, msg + _SPORT_AT)[0]
+                size = 4 if family == socket.AF_INET else 16
+                dump.sockets.add((family, data[msg + _SRC_AT : msg + _SRC_AT + size], port))
         offset += (length + 3) & ~3
 
 
@@ -116,19 +128,53 @@ class _Socket:
         return dump
 
 
-def listening_ports(timeout: float = 2.0) -> dict[str, set[int]]:
-    """Ports with a listening TCP socket or a bound, unconnected UDP socket, on any
-    address, IPv4 and IPv6, in this process's network namespace. `timeout` bounds each
-    receive; the check's own timeout bounds the whole."""
-    result: dict[str, set[int]] = {"tcp": set(), "udp": set()}
+@dataclass(frozen=True)
+class Listeners:
+    """Who listens where: protocol -> port -> the addresses bound ("0.0.0.0" and "::" for
+    every address)."""
+
+    by_port: dict[str, dict[int, frozenset[str]]]
+
+    def ports(self, protocol: str) -> set[int]:
+        return set(self.by_port.get(protocol, {}))
+
+    def addresses(self, protocol: str, port: int) -> frozenset[str]:
+        return self.by_port.get(protocol, {}).get(port, frozenset())
+
+    @classmethod
+    def of(cls, sockets: Iterable[tuple[str, int, bytes, int]]) -> Listeners:
+        found: dict[str, dict[int, set[str]]] = {"tcp": {}, "udp": {}}
+        for protocol, family, raw, port in sockets:
+            address = str(ipaddress.ip_address(raw)) if family in _FAMILIES else "?"
+            found.setdefault(protocol, {}).setdefault(port, set()).add(address)
+        return cls(
+            {p: {port: frozenset(a) for port, a in ports.items()} for p, ports in found.items()}
+        )
+
+
+_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
+
+def listeners(timeout: float = 2.0) -> Listeners:
+    """Listening TCP sockets and bound, unconnected UDP sockets, with their addresses, IPv4
+    and IPv6, in this process's network namespace. `timeout` bounds each receive; the
+    check's own timeout bounds the whole."""
+    found: list[tuple[str, int, bytes, int]] = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as sock:
         sock.settimeout(timeout)
         sock.bind((0, 0))
         diag = _Socket(sock)
-        for family in (socket.AF_INET, socket.AF_INET6):
+        for family in _FAMILIES:
             for name, protocol, state in (
                 ("tcp", socket.IPPROTO_TCP, TCP_LISTEN),
                 ("udp", socket.IPPROTO_UDP, UDP_UNCONNECTED),
             ):
-                result[name] |= diag.dump(family, protocol, state).ports
-    return result
+                for fam, raw, port in diag.dump(family, protocol, state).sockets:
+                    found.append((name, fam, raw, port))
+    return Listeners.of(found)
+
+
+def listening_ports(timeout: float = 2.0) -> dict[str, set[int]]:
+    """Ports with a listener on any address (see listeners())."""
+    found = listeners(timeout)
+    return {protocol: found.ports(protocol) for protocol in ("tcp", "udp")}

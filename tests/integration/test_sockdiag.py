@@ -19,11 +19,11 @@ from exporter.checks import sockdiag
 from tests.helpers import ROOT, needs_root, network_namespace
 
 #: opens the sockets it is told to (in the namespace it runs in), then prints what
-#: sockdiag.listening_ports() and `ss` see while they are open
+#: sockdiag.listeners() and `ss` see while they are open: the address and port of each
 PROBE = textwrap.dedent(
     """
     import json, resource, socket, subprocess, sys
-    from exporter.checks.sockdiag import listening_ports
+    from exporter.checks.sockdiag import listeners
     resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     spec = json.loads(sys.argv[1])
@@ -54,17 +54,23 @@ PROBE = textwrap.dedent(
     client = socket.create_connection(("127.0.0.1", spec["established"]))
     accepted, _ = server.accept()
     keep += [client, accepted]
-    ours = {k: sorted(v) for k, v in listening_ports().items()}
+    found = listeners()
+    ours = {p: sorted(f"{a}|{port}" for port in found.ports(p) for a in found.addresses(p, port))
+            for p in ("tcp", "udp")}
     def ss(*flags):
         out = subprocess.run(["ss", "-H", "-n", *flags], capture_output=True, text=True,
                              check=True).stdout
-        return sorted({int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines()})
+        seen = set()
+        for line in out.splitlines():
+            address, _, port = line.split()[3].rpartition(":")
+            seen.add(f"{address.strip('[]').replace('*', '0.0.0.0')}|{port}")
+        return sorted(seen)
     print(json.dumps({"ours": ours, "ss": {"tcp": ss("-lt"), "udp": ss("-lu")}}))
     """
 )
 
 
-def probe(ns: str, spec: dict[str, object]) -> dict[str, dict[str, list[int]]]:
+def probe(ns: str, spec: dict[str, object]) -> dict[str, dict[str, list[str]]]:
     done = subprocess.run(
         ["ip", "netns", "exec", ns, sys.executable, "-c", PROBE, json.dumps(spec)],
         capture_output=True,
@@ -73,7 +79,7 @@ def probe(ns: str, spec: dict[str, object]) -> dict[str, dict[str, list[int]]]:
         timeout=60,
         cwd=ROOT,
     )
-    result: dict[str, dict[str, list[int]]] = json.loads(done.stdout)
+    result: dict[str, dict[str, list[str]]] = json.loads(done.stdout)
     return result
 
 
@@ -94,8 +100,19 @@ def test_listening_sockets_as_ss_sees_them() -> None:
     with network_namespace() as ns:
         seen = probe(ns, SPEC)
     assert seen["ours"] == seen["ss"]
-    assert seen["ours"]["tcp"] == [30000, 30001, 30002, 31000, 31001, 33002]
-    assert seen["ours"]["udp"] == [6081, 32000, 32001]
+    assert seen["ours"]["tcp"] == [
+        "127.0.0.1|30000",
+        "127.0.0.1|30001",
+        "127.0.0.1|30002",
+        "127.0.0.1|33002",
+        "::1|31000",
+        "::1|31001",
+    ]
+    assert seen["ours"]["udp"] == [
+        "0.0.0.0|32000",
+        "0.0.0.0|6081",
+        "::|32001",
+    ]
 
 
 @needs_root
@@ -119,9 +136,15 @@ def message(kind: int, seq: int, payload: bytes, flags: int = 2) -> bytes:
     return header + payload + b"\0" * (-len(payload) % 4)
 
 
-def diag_message(seq: int, port: int, attributes: bytes, flags: int = 2) -> bytes:
-    """An inet_diag_msg for a socket with this source port, as the kernel lays it out."""
-    body = struct.pack("=BBBB", 2, 10, 0, 0) + struct.pack("!HH", port, 0) + b"\0" * 64
+def diag_message(
+    seq: int, port: int, attributes: bytes, flags: int = 2, address: bytes = b"\x7f\0\0\x01"
+) -> bytes:
+    """An inet_diag_msg for a socket bound to this address and port, as the kernel lays it
+    out (an IPv4 address in the first 4 of the 16 source bytes)."""
+    family = 2 if len(address) == 4 else 10
+    source = address.ljust(16, b"\0")
+    body = struct.pack("=BBBB", family, 10, 0, 0) + struct.pack("!HH", port, 0) + source
+    body += b"\0" * (64 - len(source))
     return message(sockdiag.SOCK_DIAG_BY_FAMILY, seq, body + attributes, flags)
 
 
@@ -141,11 +164,24 @@ def test_parse_reply_reads_every_port(ports: list[int], attributes: bytes, seq: 
     assert not dump.done
     sockdiag.parse_reply(data + done(seq), dump)
     assert dump.done and not dump.interrupted
-    assert dump.ports == set(ports)
+    assert {port for _, _, port in dump.sockets} == set(ports)
+    assert {(f, a) for f, a, _ in dump.sockets} <= {(2, b"\x7f\0\0\x01")}
     # a datagram answering another request (another seq) adds nothing
     other = sockdiag.Dump(seq ^ 1)
     sockdiag.parse_reply(data, other)
-    assert other.ports == set()
+    assert other.sockets == set()
+
+
+def test_parse_reply_reads_addresses() -> None:
+    v6 = bytes(15) + b"\x01"
+    data = diag_message(5, 10250, b"", address=b"\x0a\x01\x00\x01")
+    data += diag_message(5, 10259, b"", address=v6) + done(5)
+    dump = sockdiag.Dump(5)
+    sockdiag.parse_reply(data, dump)
+    found = sockdiag.Listeners.of(("tcp", *socket) for socket in dump.sockets)
+    assert found.addresses("tcp", 10250) == {"10.1.0.1"}
+    assert found.addresses("tcp", 10259) == {"::1"}
+    assert found.ports("tcp") == {10250, 10259} and found.ports("udp") == set()
 
 
 #: netlink messages as a broken or hostile peer could frame them: any length field, the
@@ -187,4 +223,4 @@ def test_an_interrupted_dump_is_flagged() -> None:
     dump = sockdiag.Dump(3)
     sockdiag.parse_reply(diag_message(3, 10250, b"", flags=2 | sockdiag.NLM_F_DUMP_INTR), dump)
     sockdiag.parse_reply(done(3), dump)
-    assert dump.done and dump.interrupted and dump.ports == {10250}
+    assert dump.done and dump.interrupted and {p for _, _, p in dump.sockets} == {10250}
