@@ -144,8 +144,9 @@ class Runtime:
         runs = dict(old.runs)
         runs[result] += 1
         served = output
-        if output is None and check.settings.keep_last_good:
-            served = old.output
+        failed = output is None or bool(output.errors)
+        if failed and check.settings.keep_last_good and old.output is not None:
+            served = old.output  # the last output kept whole, not the partial one
         success = result == "success"
         state = replace(
             old,

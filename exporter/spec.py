@@ -248,24 +248,54 @@ def requirements(profile: Profile) -> Mapping[Req, Requirement]:
 class Expectation(StrEnum):
     REQUIRED = "required"  # must listen; its absence is alerted
     OPTIONAL = "optional"  # reported, never alerted
-    TRANSIENT = "transient"  # listens only at times (live migration); reported, never alerted
+    TRANSIENT = "transient"  # listens only at times; reported, never alerted
     ABSENT = "absent"  # not expected on this role; not probed
+
+
+class Scope(StrEnum):
+    """Where a component listens on a real cluster, and so where it is probed."""
+
+    ANY = "any"  # every address (0.0.0.0 / ::): probed on the node address
+    NODE = "node"  # the node's own address: probed there
+    LOOPBACK = "loopback"  # 127.0.0.1 only: probed there; other nodes cannot reach it
+    POD = "pod"  # a pod's network, not the node's: the node address cannot observe it
+
+
+class Condition(StrEnum):
+    """Ports that listen only on some nodes of a role; the ports check decides per node
+    (exporter/checks/ports.py: checks.ports.ovn_central and .tunnel)."""
+
+    OVN_CENTRAL = "ovn-central"  # nodes that run OVN's databases (kube-ovn/role=master)
+    OVN_RAFT = "ovn-raft"  # ... in clustered mode (install.sh's default, even for one master)
+    GENEVE = "geneve"  # nodes with a Geneve tunnel to another node
 
 
 @dataclass(frozen=True)
 class PortRange:
-    """One row of the spec's port table."""
+    """One row of the spec's port table, and how a real cluster runs it."""
 
     component: str
     title: str
     first: int
     last: int
     protocols: tuple[str, ...]
+    #: the spec's word: inbound, internal, node-to-node
     direction: str
     purpose: str
     roles: Mapping[Role, Expectation] = field(default_factory=dict)
+    #: where it listens on a real cluster
+    scope: Scope = Scope.ANY
+    #: other nodes (or clients off the node) must reach it: loopback-only is a failure,
+    #: and the peers check probes it from other nodes
+    remote: bool = True
     #: False for ranges too wide to probe port by port (NodePort): sockets are counted
     probe: bool = True
+    #: listens only where this holds (None: wherever the role says)
+    condition: Condition | None = None
+    #: what a real cluster does where the spec page says otherwise or nothing, and the
+    #: source that says so (docs/requirements.md prints both)
+    real: str = ""
+    source: str = ""
 
     @property
     def ports(self) -> range:
@@ -280,20 +310,29 @@ _W = Role.WORKER
 _SN = Role.SINGLE_NODE
 _REQ = Expectation.REQUIRED
 _OPT = Expectation.OPTIONAL
-_TRANS = Expectation.TRANSIENT
+_ABSENT = Expectation.ABSENT
 
 
 def _on(control_plane: Expectation, worker: Expectation) -> dict[Role, Expectation]:
     """A single node carries both roles: it expects the stronger of the two."""
-    order = [Expectation.ABSENT, _TRANS, _OPT, _REQ]
+    order = [Expectation.ABSENT, Expectation.TRANSIENT, _OPT, _REQ]
     single = max(control_plane, worker, key=order.index)
     roles = {_CP: control_plane, _W: worker, _SN: single}
     return {role: exp for role, exp in roles.items() if exp is not Expectation.ABSENT}
 
 
-_ABSENT = Expectation.ABSENT
+_KUBEADM_MANIFESTS = (
+    "kubernetes/kubernetes cmd/kubeadm/app/phases/controlplane/manifests.go "
+    '(getSchedulerCommand, getControllerManagerCommand: "bind-address": "127.0.0.1")'
+)
+_BIND_LOCAL = (
+    "kubeovn/kube-ovn pkg/util/net.go GetDefaultListenAddr (ENABLE_BIND_LOCAL_IP, true in "
+    "dist/images/install.sh and both charts: one listener per POD_IPS address, the node's "
+    "under hostNetwork)"
+)
 
-#: The spec's port table, in its order. Roles say where a port must listen.
+#: The spec's port table, in its order, with what a real kubeadm + KubeVirt + Kube-OVN
+#: cluster does. Roles say where a port must listen.
 PORTS: tuple[PortRange, ...] = (
     PortRange(
         "kube-apiserver",
@@ -304,6 +343,9 @@ PORTS: tuple[PortRange, ...] = (
         "inbound",
         "All API communication with the cluster",
         _on(_REQ, _ABSENT),
+        scope=Scope.ANY,
+        source="kubeadm passes no --bind-address; kube-apiserver defaults to 0.0.0.0:6443 "
+        "(kubernetes/kubernetes pkg/kubeapiserver/options/serving.go NewSecureServingOptions)",
     ),
     PortRange(
         "etcd",
@@ -314,6 +356,11 @@ PORTS: tuple[PortRange, ...] = (
         "inbound",
         "etcd database communication",
         _on(_REQ, _ABSENT),
+        scope=Scope.NODE,
+        real="clients on 127.0.0.1 and the node address (2379), peers on the node address "
+        "only (2380)",
+        source="kubernetes/kubernetes cmd/kubeadm/app/phases/etcd/local.go getEtcdCommand "
+        "(listen-client-urls, listen-peer-urls)",
     ),
     PortRange(
         "kubelet",
@@ -324,6 +371,9 @@ PORTS: tuple[PortRange, ...] = (
         "inbound",
         "Kubelet API for control plane communication",
         _on(_REQ, _REQ),
+        scope=Scope.ANY,
+        source="kubernetes/kubernetes pkg/kubelet/apis/config/v1beta1/defaults.go "
+        '(Address "0.0.0.0", Port 10250)',
     ),
     PortRange(
         "kube-scheduler",
@@ -334,6 +384,11 @@ PORTS: tuple[PortRange, ...] = (
         "inbound",
         "Kube-Scheduler component",
         _on(_REQ, _ABSENT),
+        scope=Scope.LOOPBACK,
+        remote=False,
+        real="the spec says inbound; kubeadm binds it to 127.0.0.1, so it is probed there "
+        "and no other node can reach it",
+        source=_KUBEADM_MANIFESTS,
     ),
     PortRange(
         "kube-controller-manager",
@@ -344,6 +399,11 @@ PORTS: tuple[PortRange, ...] = (
         "inbound",
         "Kube-Controller-Manager component",
         _on(_REQ, _ABSENT),
+        scope=Scope.LOOPBACK,
+        remote=False,
+        real="the spec says inbound; kubeadm binds it to 127.0.0.1, so it is probed there "
+        "and no other node can reach it",
+        source=_KUBEADM_MANIFESTS,
     ),
     PortRange(
         "kube-proxy",
@@ -354,6 +414,9 @@ PORTS: tuple[PortRange, ...] = (
         "inbound",
         "Kube-Proxy health checks and service routing",
         _on(_REQ, _REQ),
+        scope=Scope.ANY,
+        source="kubernetes/kubernetes pkg/proxy/apis/config/v1alpha1/defaults.go "
+        "(healthz 0.0.0.0:10256)",
     ),
     PortRange(
         "nodeport",
@@ -365,6 +428,7 @@ PORTS: tuple[PortRange, ...] = (
         "Default range for exposing services on node IPs",
         _on(_OPT, _OPT),
         probe=False,
+        real="listens only for the Services that exist: counted, not probed",
     ),
     PortRange(
         "kubevirt-api",
@@ -375,6 +439,12 @@ PORTS: tuple[PortRange, ...] = (
         "internal",
         "KubeVirt API communication",
         _on(_OPT, _OPT),
+        scope=Scope.POD,
+        remote=False,
+        real="virt-api serves 8443 in its pods' network, behind a ClusterIP Service on 443: "
+        "the node address never has it (not probed, no verdict)",
+        source="kubevirt/kubevirt pkg/virt-operator/resource/generate/components/"
+        "deployments.go (ContainerPort 8443; NewApiServerService ClusterIP 443)",
     ),
     PortRange(
         "live-migration",
@@ -384,7 +454,13 @@ PORTS: tuple[PortRange, ...] = (
         ("tcp",),
         "node-to-node",
         "For migrating VM state between nodes",
-        _on(_TRANS, _TRANS),
+        _on(_OPT, _OPT),
+        scope=Scope.POD,
+        remote=False,
+        real="virt-handler's migration proxy listens on a random port at its pod IP for the "
+        "length of a migration: no fixed host port exists (not probed, no verdict)",
+        source="kubevirt/kubevirt pkg/virt-handler/migration-proxy/migration-proxy.go "
+        "StartTargetListener (zero address, port 0 = random)",
     ),
     PortRange(
         "ovn-nb",
@@ -394,7 +470,12 @@ PORTS: tuple[PortRange, ...] = (
         ("tcp",),
         "internal",
         "OVN Northbound Database",
-        _on(_REQ, _ABSENT),
+        _on(_REQ, _REQ),
+        scope=Scope.NODE,
+        condition=Condition.OVN_CENTRAL,
+        real="only on OVN central nodes (label kube-ovn/role=master), on the node address",
+        source="kubeovn/kube-ovn dist/images/start-db.sh (NB_PORT, DB_ADDR=$POD_IP with "
+        "ENABLE_BIND_LOCAL_IP); install.sh nodeSelector kube-ovn/role: master",
     ),
     PortRange(
         "ovn-sb",
@@ -404,27 +485,43 @@ PORTS: tuple[PortRange, ...] = (
         ("tcp",),
         "internal",
         "OVN Southbound Database",
-        _on(_REQ, _ABSENT),
+        _on(_REQ, _REQ),
+        scope=Scope.NODE,
+        condition=Condition.OVN_CENTRAL,
+        real="only on OVN central nodes (label kube-ovn/role=master), on the node address",
+        source="kubeovn/kube-ovn dist/images/start-db.sh (SB_PORT)",
     ),
     PortRange(
-        "ovn-northd",
+        "ovn-nb-raft",
         "OVN Northd",
         6643,
         6643,
         ("tcp",),
         "internal",
-        "OVN Northd process (NB raft in Kube-OVN)",
-        _on(_REQ, _ABSENT),
+        "OVN Northd process (the spec's name); in fact the NB database's raft port",
+        _on(_REQ, _REQ),
+        scope=Scope.NODE,
+        condition=Condition.OVN_RAFT,
+        real="the spec calls it Northd, but ovn-northd listens on no TCP port: 6643 is the "
+        "NB database's raft port, open in clustered mode only (install.sh sets NODE_IPS even "
+        "for one master)",
+        source="kubeovn/kube-ovn dist/images/start-db.sh (NB_CLUSTER_PORT, NODE_IPS); "
+        "ovn-org/ovn northd/ovn-northd.c (only a unixctl server)",
     ),
     PortRange(
-        "ovn-raft",
+        "ovn-sb-raft",
         "OVN Raft",
         6644,
         6644,
         ("tcp",),
         "internal",
-        "OVN Raft consensus (for HA OVN DBs)",
-        _on(_REQ, _ABSENT),
+        "OVN Raft consensus (for HA OVN DBs); in fact the SB database's raft port",
+        _on(_REQ, _REQ),
+        scope=Scope.NODE,
+        condition=Condition.OVN_RAFT,
+        real="the SB database's raft port, open in clustered mode only, on the node address",
+        source="kubeovn/kube-ovn dist/images/start-db.sh (SB_CLUSTER_PORT); "
+        "openvswitch/ovs ovsdb/raft.c raft_make_address_passive",
     ),
     PortRange(
         "geneve",
@@ -435,6 +532,12 @@ PORTS: tuple[PortRange, ...] = (
         "node-to-node",
         "Default overlay network for pod communication (OVN)",
         _on(_REQ, _REQ),
+        scope=Scope.ANY,
+        condition=Condition.GENEVE,
+        real="the kernel binds 6081/udp with the genev_sys_6081 device, which OVS creates "
+        "only with a tunnel to another node: none on a single node, none with vxlan",
+        source="kubeovn/kube-ovn cmd/daemon/init.go initForOS (a missing genev_sys_6081 is "
+        "normal; kube-ovn#3605); ovn-org/ovn controller/encaps.c (tunnels to other chassis)",
     ),
     PortRange(
         "kube-ovn-controller",
@@ -445,6 +548,9 @@ PORTS: tuple[PortRange, ...] = (
         "internal",
         "Metrics for OVN Controller",
         _on(_OPT, _OPT),
+        scope=Scope.NODE,
+        real="kube-ovn-controller runs on kube-ovn/role=master nodes only: alive where found",
+        source=_BIND_LOCAL,
     ),
     PortRange(
         "kube-ovn-cni",
@@ -455,6 +561,8 @@ PORTS: tuple[PortRange, ...] = (
         "internal",
         "Metrics for OVN Daemon (on each node)",
         _on(_REQ, _REQ),
+        scope=Scope.NODE,
+        source=_BIND_LOCAL,
     ),
     PortRange(
         "kube-ovn-monitor",
@@ -465,5 +573,9 @@ PORTS: tuple[PortRange, ...] = (
         "internal",
         "Metrics for OVN Monitor",
         _on(_OPT, _OPT),
+        scope=Scope.NODE,
+        real="kube-ovn-monitor has one replica, on one kube-ovn/role=master node: alive "
+        "where found",
+        source=_BIND_LOCAL,
     ),
 )

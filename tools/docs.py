@@ -71,15 +71,27 @@ def requirements_md() -> str:
         "\nMemory is compared on MemTotal, which excludes what firmware and the kernel "
         f"reserve; the comparison allows {MEMORY_SLACK:.0%} below the threshold so a machine "
         "with exactly the required RAM installed passes.\n"
-        "\n## Ports\n\n| component | port(s) | protocol | single-node | control-plane | worker "
-        "| purpose |\n|---|---|---|---|---|---|---|\n"
+        "\n## Ports\n\n"
+        "The spec's port table, and how a real kubeadm + KubeVirt + Kube-OVN cluster runs "
+        "it. *Listens on* is where the port is probed: the node address (`any`: every "
+        "address; `node`: the node's own), `loopback` (127.0.0.1), or `pod` (a pod's "
+        "network: the node cannot observe it, so it is not probed and has no verdict). "
+        "*Remote*: other nodes must reach it, so a listener on loopback only is a failure "
+        "and the peers check probes it.\n\n"
+        "| component | port(s) | protocol | spec says | listens on | remote | single-node "
+        "| control-plane | worker | only where | a real cluster (source) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     for p in PORTS:
         ports = str(p.first) if p.first == p.last else f"{p.first}-{p.last}"
         roles = " | ".join(p.expectation(r).value for r in Role)
+        real = p.real or "as the spec says"
+        if p.source:
+            real += f" ({p.source})"
         lines.append(
             f"| {p.title} (`{p.component}`) | {ports} | {'/'.join(p.protocols).upper()} | "
-            f"{roles} | {p.purpose} |\n"
+            f"{p.direction}: {p.purpose} | {p.scope.value} | {'yes' if p.remote else 'no'} | "
+            f"{roles} | {p.condition.value if p.condition else '-'} | {real} |\n"
         )
     return "".join(lines)
 

@@ -9,6 +9,7 @@ The NodePort range is counted, not swept.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import selectors
 import socket
 import time
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from exporter.blocking import BlockingGate, lower_priority
 from exporter.checks.base import BlockingCheck, RequirementRow, samples_of
 from exporter.checks.nodeaddr import NodeAddress, resolve
-from exporter.checks.sockdiag import listening_ports
+from exporter.checks.sockdiag import Listeners, listeners
 from exporter.metrics import MetricGroup
 from exporter.model import CheckOutput
 from exporter.paths import Paths
@@ -36,7 +37,7 @@ from exporter.settings import (
     setting,
     show_duration,
 )
-from exporter.spec import PORTS, Expectation, PortRange, Req
+from exporter.spec import PORTS, Condition, Expectation, PortRange, Req, Role, Scope
 from exporter.verdicts import Outcome
 
 if TYPE_CHECKING:
@@ -51,7 +52,9 @@ NODE_ADDRESS_INFO = METRICS.gauge(
 )
 PORT_UP = METRICS.gauge(
     "kubev_port_up",
-    "1 if the port answers: a TCP connect to the node address succeeded, or a UDP socket is bound.",
+    "1 if the port answers where it should: a TCP connect to the node address (127.0.0.1 "
+    "for components that listen on loopback only) succeeded, or a UDP socket is bound; and "
+    "a port other nodes must reach does not listen on loopback only.",
     ("component", "port", "protocol"),
 )
 PORT_LISTENING = METRICS.gauge(
@@ -62,14 +65,32 @@ PORT_LISTENING = METRICS.gauge(
 )
 PORT_EXPECTED = METRICS.gauge(
     "kubev_port_expected",
-    "1 if this node's role requires the port; 0 if optional or transient (live migration): "
-    "reported, never alerted.",
+    "1 if this node requires the port (its role, and for OVN's databases and Geneve what "
+    "the node runs); 0 if optional: reported, never alerted.",
+    ("component", "port", "protocol"),
+)
+PORT_UNREACHABLE_BIND = METRICS.gauge(
+    "kubev_port_unreachable_bind",
+    "1 if a port other nodes must reach listens, but only on loopback or on another "
+    "address than the node's: it looks up from the node and is down from everywhere else.",
     ("component", "port", "protocol"),
 )
 PORT_CONNECT_DURATION = METRICS.gauge(
     "kubev_port_connect_duration_seconds",
     "Time the last successful TCP connect took.",
     ("component", "port"),
+)
+TUNNEL_INFO = METRICS.gauge(
+    "kubev_tunnel_info",
+    "Always 1; the overlay tunnel this node uses: geneve, vxlan, or none (a single node "
+    "has no tunnel device).",
+    ("type",),
+)
+CONDITION = METRICS.gauge(
+    "kubev_port_condition",
+    "1 if the condition of a conditional port holds on this node: ovn-central (OVN's "
+    "databases run here), ovn-raft (clustered), geneve (a Geneve tunnel is expected).",
+    ("condition",),
 )
 NODEPORT_SOCKETS = METRICS.gauge(
     "kubev_nodeport_listening_sockets",
@@ -152,10 +173,20 @@ class PortsSettings(CheckSettings):
         1.0, parse=parse_duration, show=show_duration, doc="each TCP connect"
     )
     concurrency: int = setting(256, parse=parse_positive_int, doc="connects in flight at once")
+    ovn_central: str = setting(
+        "auto",
+        parse=choice(("auto", "clustered", "standalone", "none")),
+        doc="OVN databases here: auto = where 6641/6642 listen (raft where 6643/6644 do)",
+    )
+    tunnel: str = setting(
+        "auto",
+        parse=choice(("auto", "geneve", "vxlan", "none")),
+        doc="auto: genev_sys_6081/vxlan_sys_4789 if present, else geneve on multi-node roles",
+    )
     expectations: Mapping[str, Expectation] = setting(
         default_factory=dict,
         parse=_expectations,
-        doc="component: required|optional|transient|absent, e.g. {kubevirt-api: required}",
+        doc="component: required|optional|transient|absent, e.g. {etcd: absent}",
     )
     extra: tuple[ExtraPort, ...] = setting(
         (),
@@ -165,9 +196,16 @@ class PortsSettings(CheckSettings):
 
 
 def port_expectation(config: Config, row: PortRange) -> Expectation:
-    """What this node expects of a port-table row: the config's word, else the role's."""
+    """What this node's role expects of a port-table row, or the config's word for it."""
     expectations = config.settings(PortsSettings).expectations
     return expectations.get(row.component, row.expectation(config.role))
+
+
+#: the tunnel devices OVS creates (openvswitch/ovs lib/netdev-vport.c: "<class>_<port>";
+#: kubeovn/kube-ovn pkg/util/const.go GeneveNic, VxlanNic)
+TUNNEL_DEVICES = {"geneve": "genev_sys_6081", "vxlan": "vxlan_sys_4789"}
+LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+WILDCARDS = frozenset({"0.0.0.0", "::"})
 
 
 @dataclass(frozen=True)
@@ -176,6 +214,9 @@ class Target:
     port: int
     protocol: str
     expectation: Expectation
+    scope: Scope = Scope.ANY
+    remote: bool = False
+    condition: Condition | None = None
 
 
 @dataclass(frozen=True)
@@ -185,17 +226,43 @@ class Probe:
     reason: str | None
 
 
+@dataclass(frozen=True)
+class Situation:
+    """What this node runs, as far as the conditional ports go."""
+
+    ovn_central: bool
+    ovn_raft: bool
+    tunnel: str  # geneve, vxlan, none
+    geneve_expected: bool
+
+    def holds(self, condition: Condition | None) -> bool:
+        if condition is None:
+            return True
+        return {
+            Condition.OVN_CENTRAL: self.ovn_central,
+            Condition.OVN_RAFT: self.ovn_raft,
+            Condition.GENEVE: self.geneve_expected,
+        }[condition]
+
+
 def targets(config: Config) -> list[Target]:
-    """What this node's role expects, with the config's overrides and extra ports."""
+    """Every port this node's role may expect (conditions are settled per run), with the
+    config's overrides and extra ports. Ports in a pod's network are never probed."""
     found: dict[tuple[str, int, str], Target] = {}
     for row in PORTS:
         expectation = port_expectation(config, row)
-        if expectation is Expectation.ABSENT or not row.probe:
+        if expectation is Expectation.ABSENT or not row.probe or row.scope is Scope.POD:
             continue
         for port in row.ports:
             for protocol in row.protocols:
                 found[(row.component, port, protocol)] = Target(
-                    row.component, port, protocol, expectation
+                    row.component,
+                    port,
+                    protocol,
+                    expectation,
+                    row.scope,
+                    row.remote,
+                    row.condition,
                 )
     for extra in config.settings(PortsSettings).extra:
         for port in range(extra.first, extra.last + 1):
@@ -204,16 +271,39 @@ def targets(config: Config) -> list[Target]:
     return list(found.values())
 
 
-def sweep(address: str, ports: list[int], limit_seconds: float, concurrency: int) -> list[Probe]:
-    """TCP-connect every port of the address, `concurrency` at a time, each bounded by
+def situation(
+    settings: PortsSettings, role: Role, found: Listeners, devices: set[str]
+) -> Situation:
+    """Settle the conditional ports. OVN central in auto mode: the nodes where its
+    databases listen (install.sh runs them clustered, even on one master, so the raft
+    ports come with them; a node whose raft ports are both down reads as standalone there,
+    which `ovn_central: clustered` on the central nodes catches). The tunnel in auto mode:
+    the device OVS made; without one, a multi-node role expects Geneve (Kube-OVN's default
+    TUNNEL_TYPE) and a single node expects none (kube-ovn#3605)."""
+    listening = found.ports("tcp")
+    if settings.ovn_central == "auto":
+        central = bool({6641, 6642} & listening)
+        raft = central and bool({6643, 6644} & listening)
+    else:
+        central = settings.ovn_central in ("clustered", "standalone")
+        raft = settings.ovn_central == "clustered"
+    tunnel = settings.tunnel
+    if tunnel == "auto":
+        present = [kind for kind, device in TUNNEL_DEVICES.items() if device in devices]
+        fallback = "none" if role is Role.SINGLE_NODE else "geneve"
+        tunnel = present[0] if present else fallback
+    return Situation(central, raft, tunnel, tunnel == "geneve")
+
+
+def sweep(endpoints: list[tuple[str, int]], limit_seconds: float, concurrency: int) -> list[Probe]:
+    """TCP-connect every (address, port), `concurrency` at a time, each bounded by
     `limit_seconds` (blocking; run it in a thread).
 
     One thread with non-blocking sockets and a selector: the kernel does the waiting, so
     a sweep of a thousand ports costs the event loop (and the scrapes) nothing.
     """
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     results: dict[int, Probe] = {}
-    pending = list(reversed(ports))
+    pending = list(reversed(range(len(endpoints))))
     selector = selectors.DefaultSelector()
     started: dict[socket.socket, tuple[int, float]] = {}
 
@@ -225,16 +315,18 @@ def sweep(address: str, ports: list[int], limit_seconds: float, concurrency: int
     try:
         while pending or started:
             while pending and len(started) < concurrency:
-                port = pending.pop()
+                index = pending.pop()
+                address, port = endpoints[index]
+                family = socket.AF_INET6 if ":" in address else socket.AF_INET
                 sock = socket.socket(family, socket.SOCK_STREAM)
                 sock.setblocking(False)
                 begun = time.perf_counter()
                 code = sock.connect_ex((address, port))
                 if code not in (0, errno.EINPROGRESS):
                     sock.close()
-                    results[port] = Probe(False, None, errno.errorcode.get(code, str(code)))
+                    results[index] = Probe(False, None, errno.errorcode.get(code, str(code)))
                     continue
-                started[sock] = (port, begun)
+                started[sock] = (index, begun)
                 selector.register(sock, selectors.EVENT_WRITE)
             now = time.perf_counter()
             oldest = min((begun for _, begun in started.values()), default=now)
@@ -256,7 +348,16 @@ def sweep(address: str, ports: list[int], limit_seconds: float, concurrency: int
             selector.unregister(sock)
             sock.close()
         selector.close()
-    return [results[port] for port in ports]
+    return [results[index] for index in range(len(endpoints))]
+
+
+def where_it_listens(addresses: frozenset[str], node: str) -> str | None:
+    """Why a listening port is not reachable at the node address, or None if it should be."""
+    if not addresses or addresses & WILDCARDS or node in addresses:
+        return None
+    if all(ipaddress.ip_address(a).is_loopback for a in addresses if a != "?"):
+        return f"listens on {', '.join(sorted(addresses))} only: other nodes cannot reach it"
+    return f"listens on {', '.join(sorted(addresses))}, not on the node address {node}"
 
 
 class PortsCheck(BlockingCheck[PortsSettings]):
@@ -291,44 +392,66 @@ class PortsCheck(BlockingCheck[PortsSettings]):
         super().__init__(config, paths)
         self.gate = BlockingGate(self.name, timed=True)  # the sweep times connects
         self.all_targets = targets(config)
-        self.targets = self.all_targets[: self.settings.max_items]
 
-    def _probe_all(self) -> tuple[NodeAddress, dict[str, set[int]], list[Probe]]:
-        """Blocking: the node address, sock_diag, then the TCP sweep."""
+    def _devices(self) -> set[str]:
+        """The tunnel devices present (a host sysfs or a fixture tree, like the network
+        check's sysfs source)."""
+        return {d for d in TUNNEL_DEVICES.values() if self.paths.sys("class", "net", d).exists()}
+
+    def _probe_all(
+        self,
+    ) -> tuple[NodeAddress, Listeners, Situation, list[Target], list[Target], list[Probe]]:
+        """Blocking: the node address, sock_diag, the tunnel devices, then the TCP sweep."""
         settings = self.settings
         node = resolve(self.config.node_address)
-        listening = listening_ports()
-        tcp = [t.port for t in self.targets if t.protocol == "tcp"]
-        swept = iter(sweep(node.address, tcp, settings.connect_timeout, settings.concurrency))
+        found = listeners()
+        here = situation(settings, self.config.role, found, self._devices())
+        expected = [t for t in self.all_targets if here.holds(t.condition)]
+        probed = expected[: settings.max_items]
+        family = socket.AF_INET6 if ":" in node.address else socket.AF_INET
+        endpoints = [
+            (LOOPBACK[family] if t.scope is Scope.LOOPBACK else node.address, t.port)
+            for t in probed
+            if t.protocol == "tcp"
+        ]
+        swept = iter(sweep(endpoints, settings.connect_timeout, settings.concurrency))
         results = []
-        for target in self.targets:
+        for target in probed:
             if target.protocol == "udp":
-                bound = target.port in listening["udp"]
+                bound = target.port in found.ports("udp")
                 results.append(Probe(bound, None, None if bound else "no bound UDP socket"))
             else:
                 results.append(next(swept))
-        return node, listening, results
+        return node, found, here, expected, probed, results
 
     def collect(self) -> CheckOutput:
         """Probe, then build the output, both in the check's thread: a thousand ports make
         four thousand samples, work the event loop must not do."""
-        node, listening, results = self._probe_all()
+        node, found, here, expected, probed, results = self._probe_all()
         lower_priority()  # the connects are timed; building the samples is not
         out = self.output()
-        out.cap(self.all_targets, self.settings.max_items, "ports", "ports")
+        out.cap(expected, self.settings.max_items, "ports", "ports")
         out.add(NODE_ADDRESS_INFO, 1, address=node.address, source=node.source)
         if node.note:
             out.note(node.note)
+        out.add(TUNNEL_INFO, 1, type=here.tunnel)
+        for condition in Condition:
+            out.add(CONDITION, here.holds(condition), condition=condition.value)
         all_required_up = True
-        for target, result in zip(self.targets, results, strict=True):
+        for target, result in zip(probed, results, strict=True):
             labels = {
                 "component": target.component,
                 "port": str(target.port),
                 "protocol": target.protocol,
             }
-            out.add(PORT_UP, result.up, **labels)
-            out.add(PORT_LISTENING, target.port in listening[target.protocol], **labels)
+            addresses = found.addresses(target.protocol, target.port)
+            misplaced = where_it_listens(addresses, node.address) if target.remote else None
+            up = result.up and misplaced is None
+            out.add(PORT_UP, up, **labels)
+            out.add(PORT_LISTENING, bool(addresses), **labels)
             out.add(PORT_EXPECTED, target.expectation is Expectation.REQUIRED, **labels)
+            if target.remote:
+                out.add(PORT_UNREACHABLE_BIND, misplaced is not None, **labels)
             if result.seconds is not None:
                 out.add(
                     PORT_CONNECT_DURATION,
@@ -336,18 +459,17 @@ class PortsCheck(BlockingCheck[PortsSettings]):
                     component=target.component,
                     port=str(target.port),
                 )
-            if target.expectation is Expectation.REQUIRED and not result.up:
+            if target.expectation is Expectation.REQUIRED and not up:
                 all_required_up = False
+                where = "127.0.0.1" if target.scope is Scope.LOOPBACK else node.address
                 out.note(
                     f"{target.component} {target.port}/{target.protocol} is down on "
-                    f"{node.address}: {result.reason}",
+                    f"{where}: {misplaced or result.reason}",
                     Req.PORTS,
                 )
         nodeport = next(p for p in PORTS if not p.probe)
         for protocol in ("tcp", "udp"):
-            count = sum(
-                1 for port in listening[protocol] if nodeport.first <= port <= nodeport.last
-            )
+            count = sum(1 for port in found.ports(protocol) if port in nodeport.ports)
             out.add(NODEPORT_SOCKETS, count, protocol=protocol)
         out.observe(Req.PORTS, all_required_up)
         return out.build()

@@ -137,7 +137,7 @@ BAD_CONFIGS = [
         "checks.ports.expectations.kube-apiservr: unknown component (known: etcd, geneve, "
         "kube-apiserver, kube-controller-manager, kube-ovn-cni, kube-ovn-controller, "
         "kube-ovn-monitor, kube-proxy, kube-scheduler, kubelet, kubevirt-api, live-migration, "
-        "nodeport, ovn-nb, ovn-northd, ovn-raft, ovn-sb)",
+        "nodeport, ovn-nb, ovn-nb-raft, ovn-sb, ovn-sb-raft)",
     ),
     (
         "checks:\n  ports:\n    expectations: {etcd: maybe}\n",

@@ -93,8 +93,9 @@ async def test_failed_check_drops_its_values_unless_keep_last_good(tmp_path: Pat
         await runtime.run_once(compute)
         (tree / "proc" / "meminfo").write_text("garbage\n")
         state = await runtime.run_once(compute)
-        assert not state.success
-        assert (state.output is not None) is keep
+        assert not state.success and state.output is not None
+        served = {s.metric.name for s in state.output.samples}
+        assert ("kubev_memory_total_bytes" in served) is keep
         verdicts = {v.requirement.name for v in runtime.snapshot.verdicts}
         assert ("memory" in verdicts) is keep
 

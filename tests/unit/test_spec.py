@@ -5,10 +5,12 @@ from __future__ import annotations
 from exporter.spec import (
     GIB,
     PORTS,
+    Condition,
     Expectation,
     Level,
     Profile,
     Role,
+    Scope,
     requirements,
 )
 
@@ -79,7 +81,21 @@ def test_roles() -> None:
         for role in (Role.CONTROL_PLANE, Role.WORKER):
             if port.expectation(role) is Expectation.REQUIRED:
                 assert single is Expectation.REQUIRED, port.component
-    assert by_component["live-migration"].expectation(Role.WORKER) is Expectation.TRANSIENT
+    # in a pod's network: never probed from the node address
+    assert by_component["live-migration"].scope is Scope.POD
+    assert by_component["kubevirt-api"].scope is Scope.POD
+    # kubeadm binds these to 127.0.0.1: probed there, and no other node needs them
+    for component in ("kube-scheduler", "kube-controller-manager"):
+        assert by_component[component].scope is Scope.LOOPBACK
+        assert not by_component[component].remote
+    for component in ("kube-apiserver", "etcd", "kubelet"):
+        assert by_component[component].remote
+    assert by_component["geneve"].condition is Condition.GENEVE
+    assert by_component["ovn-nb-raft"].condition is Condition.OVN_RAFT
+    assert by_component["ovn-nb"].condition is Condition.OVN_CENTRAL
+    for row in PORTS:
+        if row.real:
+            assert row.source or not row.probe, row.component
     assert by_component["kube-apiserver"].expectation(Role.WORKER) is Expectation.ABSENT
     assert by_component["kube-ovn-cni"].expectation(Role.WORKER) is Expectation.REQUIRED
     assert by_component["geneve"].protocols == ("udp",)
