@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter import __version__, config, gctune, logs
+from exporter import __version__, config, gctune, logs, process
 from exporter.checks import CHECKS, Check
 from exporter.looplag import LoopLag
 from exporter.paths import Paths
@@ -214,7 +214,7 @@ async def serve(
         runtime,
         args.telemetry_path,
         [guard.middleware, security.middleware],
-        extra=lag.samples,
+        extra=lambda: [*lag.samples(), *process.samples()],
     )
     runner = web.AppRunner(
         app,

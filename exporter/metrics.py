@@ -112,3 +112,15 @@ REQUIREMENT_OBSERVED = EXPORTER.gauge(
     "The value the requirement's verdict was made on, in its unit.",
     ("requirement", "unit"),
 )
+
+# The standard process metrics (names as every Prometheus client library serves them).
+PROCESS_CPU = EXPORTER.counter(
+    "process_cpu_seconds_total", "Total user and system CPU time spent in seconds."
+)
+PROCESS_VIRTUAL = EXPORTER.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.")
+PROCESS_RESIDENT = EXPORTER.gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
+PROCESS_START = EXPORTER.gauge(
+    "process_start_time_seconds", "Start time of the process since unix epoch in seconds."
+)
+PROCESS_OPEN_FDS = EXPORTER.gauge("process_open_fds", "Number of open file descriptors.")
+PROCESS_MAX_FDS = EXPORTER.gauge("process_max_fds", "Maximum number of open file descriptors.")

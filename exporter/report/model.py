@@ -32,6 +32,9 @@ class Row:
     observed_text: str
     minimum: str
     recommended: str
+    #: the thresholds as numbers in the unit (booleans: 1), None where the profile sets none
+    minimum_value: float | None
+    recommended_value: float | None
     verdict: Outcome
     detail: str
     hint: str
@@ -121,6 +124,8 @@ def build(snapshot: Snapshot, config: Config) -> Report:
                     observed_text="-" if observed is None else req.format(observed),
                     minimum=threshold_text(req, Level.MINIMUM),
                     recommended=threshold_text(req, Level.RECOMMENDED),
+                    minimum_value=req.thresholds.get(Level.MINIMUM),
+                    recommended_value=req.thresholds.get(Level.RECOMMENDED),
                     verdict=verdict,
                     detail=detail,
                     hint="" if verdict is Outcome.PASS else declared.hint,

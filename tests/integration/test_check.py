@@ -272,3 +272,19 @@ def test_runbook_links_have_one_source(shm_tmp: Path) -> None:
     done = check("undersized", shm_tmp / "again", "--output=json", f"--config.file={config}")
     for row in json.loads(done.stdout)["rows"]:
         assert row["runbook_url"].startswith("https://wiki.example/kubev/Kubev")
+
+
+@needs_root
+def test_thresholds_are_numbers_beside_the_text(shm_tmp: Path) -> None:
+    """Tools read the thresholds as numbers (in the row's unit), not by parsing '16 GiB'."""
+    done = check("undersized", shm_tmp, "--output=json")
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, SCHEMA)
+    rows = {r["requirement"]: r for r in report["rows"]}
+    # the undersized shape is judged by the testing profile
+    assert rows["cpu_cores"]["minimum_value"] == 8 and rows["cpu_cores"]["minimum"] == ">= 8 cores"
+    assert rows["memory"]["recommended_value"] == 16 * 1024**3
+    assert rows["nic_speed"]["minimum_value"] == 125_000_000  # 1 Gb/s in bytes per second
+    assert rows["kvm"]["minimum_value"] == 1 and rows["kvm"]["minimum"] == "required"
+    assert rows["storage_solid_state"]["minimum_value"] is None
+    assert rows["storage_solid_state"]["minimum"] == "-"

@@ -38,6 +38,13 @@ MASKED = {
     "kubev_dns_resolution_duration_seconds",
     "kubev_exporter_event_loop_lag_seconds_bucket",
     "kubev_exporter_event_loop_lag_seconds_sum",
+    # the process's own figures differ on every run
+    "process_cpu_seconds_total",
+    "process_virtual_memory_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_open_fds",
+    "process_max_fds",
     "kubev_exporter_event_loop_lag_seconds_count",
 }
 #: fsync timing of the test machine decides these verdicts, not the fixture
