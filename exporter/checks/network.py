@@ -18,7 +18,7 @@ from exporter.metrics import MetricGroup
 from exporter.model import CheckError, CheckOutput
 from exporter.paths import Paths
 from exporter.settings import CheckSettings, NameFilter, choice, parse_bool, section, setting
-from exporter.spec import MBPS, Req
+from exporter.spec import MBPS, PROFILES, Level, Profile, Req
 from exporter.verdicts import Outcome
 
 IFF_LOOPBACK = 0x8
@@ -210,6 +210,12 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
+#: the speed the hint suggests: the highest any profile recommends
+_RECOMMENDED_SPEED = PROFILES[Profile.PRODUCTION][Req.NIC_SPEED].format(
+    max(reqs[Req.NIC_SPEED].thresholds[Level.RECOMMENDED] for reqs in PROFILES.values())
+)
+
+
 class NetworkCheck(BlockingCheck[NetworkSettings]):
     name = "network"
     area = ("network", "Network")
@@ -221,7 +227,7 @@ class NetworkCheck(BlockingCheck[NetworkSettings]):
             Req.NIC_SPEED,
             "KubevNICSpeedInsufficient",
             "Check cabling, switch port and auto-negotiation (ethtool IFACE); use a "
-            "10 Gb/s NIC for VM traffic.",
+            f"{_RECOMMENDED_SPEED} NIC for VM traffic.",
         ),
     )
 

@@ -1,31 +1,43 @@
-"""The alert rules: promtool checks them and runs every alert's firing and quiet cases."""
+"""The alert rules: promtool checks them and runs every alert's firing and quiet cases; the
+catalog is complete, renders for any job selector, and takes its numbers from spec.py."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
-from alerts.catalog import ALERTS
-from alerts.generate import RULES, RUNBOOKS, TESTS, outputs
+import pytest
+import yaml
+
+from alerts.catalog import ALERTS, BY_CHECK, SELECTOR, RuleSettings, disk
+from alerts.generate import RULES, RUNBOOKS, TESTS, outputs, rules_file, runbook_url
+from exporter import spec
+from exporter.checks import CHECKS
+from tests.helpers import ROOT
+
+
+def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["promtool", *args], cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def alerting_rules(rules: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
 
 
 def test_promtool_check_rules() -> None:
-    done = subprocess.run(
-        ["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, check=False
-    )
+    done = promtool("check", "rules", str(RULES))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
     assert "lint" not in (done.stdout + done.stderr).lower()
 
 
 def test_promtool_test_rules() -> None:
-    done = subprocess.run(
-        ["promtool", "test", "rules", TESTS.name],
-        cwd=RULES.parent,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = promtool("test", "rules", TESTS.name, cwd=RULES.parent)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -34,7 +46,7 @@ def test_every_alert_fires_in_one_case_and_stays_quiet_in_another() -> None:
         assert any(case.fires for case in alert.cases), alert.name
         assert any(not case.fires for case in alert.cases), alert.name
         severities = {f["severity"] for case in alert.cases for f in case.fires}
-        assert severities <= {r.severity for r in alert.rules}
+        assert severities <= {r.severity for r in alert.rules}, alert.name
 
 
 def test_one_runbook_per_alert_and_one_alert_per_runbook() -> None:
@@ -49,30 +61,166 @@ def test_one_runbook_per_alert_and_one_alert_per_runbook() -> None:
 
 
 def test_every_alert_has_severity_summary_description_and_runbook() -> None:
-    import yaml
-
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    alerts = [r for g in groups for r in g["rules"] if "alert" in r]
+    alerts = alerting_rules(yaml.safe_load(RULES.read_text()))
     assert {a["alert"] for a in alerts} == {a.name for a in ALERTS}
     for rule in alerts:
         assert rule["labels"]["severity"] in ("critical", "warning", "info")
         annotations = rule["annotations"]
         assert annotations["summary"] and annotations["description"]
+        assert annotations["runbook_url"] == runbook_url(rule["alert"])
         assert annotations["runbook_url"].endswith(f"/{rule['alert']}.md")
 
 
-def test_thresholds_come_from_the_spec() -> None:
-    """Change a number in spec.py and the rules change: nothing is written twice."""
-    from exporter import spec
+def test_each_check_keeps_its_alerts_and_its_report_rows_point_at_them() -> None:
+    """The report links a failing requirement to its alert's runbook, whose Mitigation
+    opens with the row's hint: both must be the alert of the check that judges it."""
+    assert list(BY_CHECK) == list(CHECKS)
+    assert ALERTS[: sum(map(len, BY_CHECK.values()))] == tuple(
+        alert for name in CHECKS for alert in BY_CHECK[name]
+    )
+    for name, check in CHECKS.items():
+        alerts = {alert.name: alert for alert in BY_CHECK[name]}
+        for row in check.rows:
+            assert row.alert in alerts, (name, row.requirement, row.alert)
+            assert alerts[row.alert].mitigation[0] == row.hint, row.alert
 
+
+def test_thresholds_come_from_the_spec() -> None:
+    """The rules compare against spec.py's numbers, and requirements against the node's own."""
     text = RULES.read_text()
     assert f"< {spec.MEMORY_AVAILABLE_MIN_RATIO:g}" in text
     assert f"> {spec.DISK_IO_LATENCY_WARNING_SECONDS:g}" in text
     assert f"< {spec.MIN_POD_MTU_BYTES + spec.GENEVE_OVERHEAD_BYTES}" in text
+    assert f"> {spec.DNS_SLOW_SECONDS:g}" in text
+    assert f"> {spec.LINK_FLAP_CHANGES_15M}" in text
     # requirement thresholds are not in the rules at all: they are read from the exporter's
     # kubev_requirement_threshold, which spec.py feeds
     assert not re.search(r"kubev_requirement_observed\{[^}]*\} [<>]", text)
 
 
-def test_generation_is_deterministic() -> None:
-    assert outputs() == outputs()
+# --- prose: every number from spec.py -------------------------------------------------------
+
+#: what prose cites as a figure: a number with a unit, or a bare number of 4 or more digits
+#: (ports, MTUs)
+FIGURE = re.compile(
+    r"(?<![\w.])(?:\d+(?:\.\d+)?\s?(?:%|(?:GiB|MB/s|Gb/s|ms|hours|times|bytes|cores)\b)"
+    r"|\d{4,}(?![\w.]))"
+)
+#: figures that are the rule's own, not the spec's
+NOT_FROM_THE_SPEC = {"KubevFilesystemFillingUp": {f"{disk.FILL_LOOKBACK_HOURS} hours"}}
+
+
+def prose(world: str) -> dict[str, list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.pack.other_spec", world],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    texts: dict[str, list[str]] = json.loads(done.stdout)
+    return texts
+
+
+def figures(texts: list[str]) -> set[str]:
+    return {m.group() for text in texts for m in FIGURE.finditer(text)}
+
+
+def test_the_prose_takes_every_number_from_the_spec() -> None:
+    """With every number of spec.py changed, no figure of an alert's runbook or annotations
+    stays as it was: a figure that stays was written by hand and would go stale."""
+    same, other = prose("same"), prose("other")
+    assert same == {a.name: list(a.prose()) for a in ALERTS}
+    cited = {name: figures(texts) for name, texts in same.items()}
+    for name, found in cited.items():
+        kept = (found & figures(other[name])) - NOT_FROM_THE_SPEC.get(name, set())
+        assert not kept, f"{name}: written by hand, not taken from exporter/spec.py: {kept}"
+    # the test sees the figures it is about: a FIGURE that matched nothing would pass
+    assert {name for name, found in cited.items() if found} >= {
+        "KubevCPUCoresInsufficient",
+        "KubevMemoryInsufficient",
+        "KubevMemoryAvailableLow",
+        "KubevStorageFsyncSlow",
+        "KubevDiskLatencyHigh",
+        "KubevFilesystemFillingUp",
+        "KubevNICSpeedInsufficient",
+        "KubevNetworkLinkFlapping",
+        "KubevNetworkMTUTooSmall",
+        "KubevGeneveNotBound",
+        "KubevOVNEndpointDown",
+        "KubevDNSResolutionSlow",
+        "KubevExporterDown",
+    }
+
+
+# --- the job selector -----------------------------------------------------------------------
+
+#: a series name in an expression or query template: the exporter's, a recording rule's, up
+SERIES = re.compile(r"(?<![\w:])(?:kubev_\w+|kubev:[\w:]+|up)\b(?!\s*\()")
+#: what a description formats with printf: the series a `query` looks up, in either quoting
+QUERY = re.compile(r'printf\s+(?:`([^`]*)`|"((?:[^"\\]|\\.)*)")')
+
+
+def selectors(settings: RuleSettings) -> list[tuple[str, str]]:
+    """Every series selector of the rendered rules: (where, what follows the series name)."""
+    found = []
+    for group in rules_file(settings)["groups"]:
+        for rule in group["rules"]:
+            where = rule.get("alert") or rule["record"]
+            texts = [rule["expr"]]
+            if "annotations" in rule:
+                queries = QUERY.findall(rule["annotations"]["description"])
+                texts += [raw or quoted for raw, quoted in queries]
+            for text in texts:
+                found += [(where, text[m.end() :]) for m in SERIES.finditer(text)]
+    return found
+
+
+@pytest.mark.parametrize(
+    "selector",
+    ['job="kubev-node-exporter"', 'job=~"kubev-.*",cluster="lab-1"'],
+    ids=["default", "mixin-like"],
+)
+def test_every_series_selector_starts_with_the_job_selector(selector: str) -> None:
+    """Series of another job with the same names (a second exporter, a federated copy)
+    must not feed these alerts, nor the lookups in their descriptions."""
+    found = selectors(RuleSettings(selector))
+    assert len(found) > 2 * len(ALERTS)
+    for where, rest in found:
+        assert rest.startswith((f"{{{selector},", f"{{{selector}}}")), (where, rest[:80])
+
+
+def test_the_rules_render_valid_for_another_selector(tmp_path: Path) -> None:
+    """The selector is a setting: any valid one renders rules Prometheus accepts."""
+    rules = rules_file(RuleSettings('job=~"kubev-.*",cluster="lab-1"'))
+    rendered = tmp_path / "rules.yml"
+    rendered.write_text(yaml.safe_dump(rules, sort_keys=False))
+    done = promtool("check", "rules", str(rendered))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "lint" not in (done.stdout + done.stderr).lower()
+
+
+def test_no_placeholder_reaches_a_generated_file() -> None:
+    for path, text in outputs().items():
+        assert SELECTOR not in text, path
+
+
+@pytest.mark.parametrize("selector", ["", "  ", 'job="a`b"'])
+def test_a_selector_that_cannot_render_is_refused(selector: str) -> None:
+    with pytest.raises(ValueError, match="selector"):
+        RuleSettings(selector)
+
+
+def test_generation_does_not_depend_on_hash_order() -> None:
+    """`make check-generated` must not flap: the files come out the same under any
+    PYTHONHASHSEED (set and dict order of strings varies with it)."""
+    for seed in ("0", "1"):
+        done = subprocess.run(
+            [sys.executable, "-m", "alerts.generate", "check"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, (seed, done.stderr)

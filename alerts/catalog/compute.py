@@ -1,0 +1,191 @@
+"""Alerts of the compute check (exporter/checks/compute.py): CPU cores and memory."""
+
+from __future__ import annotations
+
+from alerts.catalog.common import (
+    INSTANCE,
+    JOB,
+    NODE1,
+    SELECTOR,
+    Alert,
+    Case,
+    Rule,
+    fired,
+    requirement_rules,
+    requirement_series,
+    thresholds_text,
+)
+from exporter.checks import ROWS
+from exporter.spec import GIB, MEMORY_AVAILABLE_MIN_RATIO, MEMORY_SLACK, Req
+
+ALERTS: tuple[Alert, ...] = (
+    Alert(
+        name="KubevCPUCoresInsufficient",
+        rules=requirement_rules(
+            Req.CPU_CORES, "Too few CPU cores for the profile", "the number of logical cores"
+        ),
+        meaning="The node has fewer logical CPUs than its requirement profile asks for "
+        f"({thresholds_text(Req.CPU_CORES)}).",
+        impact="VMs and platform components compete for too few cores: scheduling fails or "
+        "VMs run slowly.",
+        diagnosis=(
+            "`kubev_cpu_logical_cores`, `kubev_cpu_physical_cores`, "
+            "`kubev_cpu_headroom_cores` for the instance; `nproc` on the node.",
+            "Are CPUs offline? `cat /sys/devices/system/cpu/offline`; SMT disabled?",
+        ),
+        mitigation=(
+            ROWS[Req.CPU_CORES].hint,
+            "Move the node to hardware with more cores, bring offline CPUs online, or judge it "
+            "by the `testing` profile if it is not meant for production.",
+        ),
+        cases=(
+            Case(
+                requirement_series(
+                    Req.CPU_CORES,
+                    "cores",
+                    4,
+                    {"minimum": 16, "recommended": 16},
+                    {"minimum": 0, "recommended": 0},
+                ),
+                "5m",
+                (
+                    fired(
+                        Req.CPU_CORES,
+                        "cores",
+                        "critical",
+                        "node-1:19100: the number of logical cores is 4; the minimum of its "
+                        "profile is 16.",
+                    ),
+                ),
+            ),
+            Case(
+                requirement_series(
+                    Req.CPU_CORES,
+                    "cores",
+                    12,
+                    {"minimum": 8, "recommended": 16},
+                    {"minimum": 1, "recommended": 0},
+                ),
+                "5m",
+                (
+                    fired(
+                        Req.CPU_CORES,
+                        "cores",
+                        "warning",
+                        "node-1:19100: the number of logical cores is 12; the recommendation "
+                        "of its profile is 16.",
+                    ),
+                ),
+            ),
+            Case(
+                requirement_series(
+                    Req.CPU_CORES,
+                    "cores",
+                    32,
+                    {"minimum": 16, "recommended": 16},
+                    {"minimum": 1, "recommended": 1},
+                ),
+                "5m",
+            ),
+        ),
+    ),
+    Alert(
+        name="KubevMemoryInsufficient",
+        rules=requirement_rules(
+            Req.MEMORY, "Too little memory for the profile", "MemTotal", " | humanize1024"
+        ),
+        meaning="The node's MemTotal is below its profile's threshold "
+        f"({thresholds_text(Req.MEMORY)}), allowing {MEMORY_SLACK:.0%} for what firmware and "
+        "kernel reserve.",
+        impact="Fewer or smaller VMs fit; the platform's own components may be evicted under "
+        "memory pressure.",
+        diagnosis=(
+            "`kubev_memory_total_bytes`, `kubev_memory_headroom_bytes` for the instance; "
+            "`grep MemTotal /proc/meminfo` and `dmidecode -t memory` on the node.",
+            "Is memory reserved by hugepages or crashkernel? `cat /proc/cmdline`.",
+        ),
+        mitigation=(
+            ROWS[Req.MEMORY].hint,
+            "Add RAM, or move the node to the `testing` profile if it is a test node.",
+        ),
+        cases=(
+            Case(
+                requirement_series(
+                    Req.MEMORY,
+                    "bytes",
+                    4 * GIB,
+                    {"minimum": 8 * GIB, "recommended": 16 * GIB},
+                    {"minimum": 0, "recommended": 0},
+                ),
+                "5m",
+                (
+                    fired(
+                        Req.MEMORY,
+                        "bytes",
+                        "critical",
+                        "node-1:19100: MemTotal is 4Gi; the minimum of its profile is 8Gi.",
+                    ),
+                ),
+            ),
+            Case(
+                requirement_series(
+                    Req.MEMORY,
+                    "bytes",
+                    24 * GIB,
+                    {"minimum": 16 * GIB, "recommended": 32 * GIB},
+                    {"minimum": 1, "recommended": 1},
+                ),
+                "5m",
+            ),
+        ),
+    ),
+    Alert(
+        name="KubevMemoryAvailableLow",
+        rules=(
+            Rule(
+                expr=f"kubev_memory_available_bytes{{{SELECTOR}}} / "
+                f"kubev_memory_total_bytes{{{SELECTOR}}} < {MEMORY_AVAILABLE_MIN_RATIO:g}",
+                severity="warning",
+                for_="15m",
+                summary="Little memory left available on the node",
+                description="{{ $labels.instance }}: only {{ $value | humanizePercentage }} of "
+                f"memory is available (warning below {MEMORY_AVAILABLE_MIN_RATIO:.0%}).",
+            ),
+        ),
+        meaning="MemAvailable has stayed below "
+        f"{MEMORY_AVAILABLE_MIN_RATIO:.0%} of MemTotal for 15 minutes.",
+        impact="New VMs do not fit; the kernel may start reclaiming aggressively or OOM-kill "
+        "processes, VMs included.",
+        diagnosis=(
+            "`kubev_memory_available_bytes` over time; `free -h` and "
+            "`ps -eo rss,comm --sort=-rss | head` on the node.",
+            "Which pods use it: `kubectl top pods -A --sort-by=memory` on the node's pods.",
+        ),
+        mitigation=("Live-migrate VMs away, lower overcommit, or add memory.",),
+        cases=(
+            Case(
+                {
+                    f"kubev_memory_available_bytes{{{NODE1}}}": "500x30",
+                    f"kubev_memory_total_bytes{{{NODE1}}}": "10000x30",
+                },
+                "20m",
+                (
+                    {
+                        "instance": INSTANCE,
+                        "job": JOB,
+                        "severity": "warning",
+                        "description": "node-1:19100: only 5% of memory is available (warning "
+                        "below 10%).",
+                    },
+                ),
+            ),
+            Case(
+                {
+                    f"kubev_memory_available_bytes{{{NODE1}}}": "5000x30",
+                    f"kubev_memory_total_bytes{{{NODE1}}}": "10000x30",
+                },
+                "20m",
+            ),
+        ),
+    ),
+)
