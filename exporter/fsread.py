@@ -15,7 +15,9 @@ from exporter.model import CheckError
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
-def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
+def read_text(path: Path, limit: int = MAX_FILE_BYTES, errors: str = "replace") -> str:
+    """The file's text; bytes that are not UTF-8 become U+FFFD, or with
+    errors="surrogateescape" the escapes os.listdir uses (to match names read there)."""
     try:
         with path.open("rb") as f:
             data = f.read(limit + 1)
@@ -27,7 +29,7 @@ def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
         raise CheckError(f"{path}: {e.strerror or e}") from None
     if len(data) > limit:
         raise CheckError(f"{path}: larger than {limit} bytes, refusing to parse")
-    return data.decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors=errors)
 
 
 def read_optional(path: Path, limit: int = 4096) -> str | None:

@@ -31,20 +31,26 @@ IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mknod, netns, capabilities)")
 
 #: The profile each fixture shape is judged by in the end-to-end tests.
-SHAPE_PROFILES = {"compliant": "production", "undersized": "testing", "broken": "production"}
+SHAPE_PROFILES = {
+    "compliant": "production",
+    "undersized": "testing",
+    "broken": "production",
+    "realistic": "production",
+    "cloudvm": "testing",
+}
 
 
 def node_tree(shape: str, tmp_path: Path) -> Path:
     """A private copy of a fixture tree, with the device nodes git cannot hold.
 
-    The compliant node gets a real KVM character device (10:232): opening it reaches this
-    machine's KVM, exactly as the node's own /dev/kvm would.
+    The compliant and realistic nodes get a real KVM character device (10:232): opening it
+    reaches this machine's KVM, exactly as the node's own /dev/kvm would.
     """
     target = tmp_path / shape
     shutil.copytree(FIXTURES / shape, target)
     (target / "dev").mkdir(exist_ok=True)
     (target / "root").mkdir(exist_ok=True)
-    if shape == "compliant":
+    if shape in ("compliant", "realistic"):
         os.mknod(target / "dev" / "kvm", 0o600 | stat.S_IFCHR, os.makedev(10, 232))
     return target
 

@@ -2,8 +2,10 @@
 
 The live host is read over netlink and the ethtool API (pyroute2), never by shelling
 out. A tree given by --path.sysfs (a fixture, or a host mount) is read from class/net.
-A link that reports no speed (-1, EINVAL: down, or a virtual NIC) gets no speed sample
-and a log line saying why; a negative speed is never exported.
+A link that reports no speed (-1, empty, EINVAL: down, or a virtual NIC) gets no speed
+sample and a log line saying why; a negative speed is never exported. An interface name
+that is not UTF-8 is reported under an escaped label (exporter/names.py), never dropping
+the other interfaces or the scrape.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import errno
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from exporter import names
 from exporter.checks.base import BlockingCheck, RequirementRow, samples_of
 from exporter.fsread import read_attr_errno, read_optional
 from exporter.metrics import MetricGroup
-from exporter.model import CheckError, CheckOutput
+from exporter.model import CheckError, CheckOutput, OutputBuilder
 from exporter.paths import Paths
 from exporter.settings import CheckSettings, NameFilter, choice, parse_bool, section, setting
 from exporter.spec import MBPS, PROFILES, Level, Profile, Req
@@ -29,13 +32,14 @@ AGGREGATE_KINDS = frozenset({"bond", "team"})
 METRICS = MetricGroup("network")
 NET_SPEED = METRICS.gauge(
     "kubev_network_speed_bytes",
-    "Link speed in bytes per second (Mb/s x 125000). Absent when the link reports no speed; "
-    "never negative.",
+    "Link speed in bytes per second (Mb/s x 125000). Absent when the link reports no speed "
+    "(-1, an empty file, EINVAL: a down link or a virtual NIC); never negative.",
     ("interface",),
 )
 NET_UP = METRICS.gauge(
     "kubev_network_up",
-    "1 if the interface's operstate is up.",
+    "1 if the interface's operstate is up. In every network metric, the interface label writes "
+    "a byte of the name that is not UTF-8 as \\xNN.",
     ("interface",),
 )
 NET_FULL_DUPLEX = METRICS.gauge(
@@ -79,6 +83,7 @@ class NetworkSettings(CheckSettings):
 
 @dataclass(frozen=True)
 class Link:
+    #: as the os functions take it (surrogate escapes for bytes that are not UTF-8)
     name: str
     operstate: str  # lower case, as sysfs spells it: up, down, unknown, ...
     mtu: int | None
@@ -88,10 +93,16 @@ class Link:
     no_speed_reason: str | None
     duplex: str | None  # full, half, or None when unknown
 
+    @property
+    def label(self) -> str:
+        return names.label(self.name)
+
 
 def _speed_from_text(text: str | None, reason: str | None) -> tuple[int | None, str | None]:
     if text is None:
         return None, reason or "no speed attribute"
+    if not text:
+        return None, "speed is empty (a down link, or one that reports none)"
     try:
         mbps = int(text)
     except ValueError:
@@ -101,28 +112,40 @@ def _speed_from_text(text: str | None, reason: str | None) -> tuple[int | None, 
     return mbps, None
 
 
-def read_sysfs_links(paths: Paths) -> list[Link]:
-    """Every link of class/net with what filtering needs (name, physical); the rest is
-    read by with_sysfs_details for the links the check reports: a node's pod and VM veths
-    cost a directory entry and two lookups each, not seven attribute reads."""
+def read_sysfs_links(paths: Paths) -> tuple[list[Link], list[str]]:
+    """Every link of class/net with what filtering needs (name, physical), and a note for
+    each entry that is not a link; the rest is read by with_sysfs_details for the links the
+    check reports: a node's pod and VM veths cost a directory entry and two lookups each,
+    not seven attribute reads."""
     base = paths.sys("class", "net")
     try:
-        names = sorted(p.name for p in base.iterdir())
+        entries = sorted(base.iterdir())
     except OSError as e:
         raise CheckError(f"{base}: {e.strerror}") from None
-    return [
-        Link(
-            name=name,
-            operstate="unknown",
-            mtu=None,
-            carrier_changes=None,
-            physical=(base / name / "device").exists() or (base / name / "bonding").is_dir(),
-            speed_mbps=None,
-            no_speed_reason="not asked",
-            duplex=None,
+    links, notes = [], []
+    for entry in entries:
+        # A link is a directory (a symlink to one on a live sysfs). The bonding driver
+        # keeps a regular file here, bonding_masters, that lists the bonds: not a link.
+        if not entry.is_dir():
+            notes.append(
+                f"{names.label(str(base))}/{names.label(entry.name)}: not a directory, "
+                "so not an interface (bonding_masters is the bonding driver's "
+                "control file): skipped"
+            )
+            continue
+        links.append(
+            Link(
+                name=entry.name,
+                operstate="unknown",
+                mtu=None,
+                carrier_changes=None,
+                physical=(entry / "device").exists() or (entry / "bonding").is_dir(),
+                speed_mbps=None,
+                no_speed_reason="not asked",
+                duplex=None,
+            )
         )
-        for name in names
-    ]
+    return links, notes
 
 
 def with_sysfs_details(paths: Paths, links: Sequence[Link]) -> list[Link]:
@@ -153,13 +176,17 @@ def read_netlink_links() -> list[Link]:
 
     links = []
     with IPRoute() as ipr:
-        raw = list(ipr.get_links())
-    for msg in raw:
+        dump = list(ipr.get_links())
+    for msg in dump:
         kind = msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
         loopback = bool(msg["flags"] & IFF_LOOPBACK)
+        # pyroute2 decodes IFLA_IFNAME as UTF-8 and hands over bytes when it is not
+        ifname = msg.get("ifname")
+        if not isinstance(ifname, str | bytes):
+            continue
         links.append(
             Link(
-                name=msg.get("ifname"),
+                name=names.local(ifname),
                 operstate=str(msg.get("operstate") or "unknown").lower(),
                 mtu=msg.get("mtu"),
                 carrier_changes=msg.get("carrier_changes"),
@@ -189,8 +216,10 @@ def with_ethtool(links: Sequence[Link]) -> list[Link]:
 
 
 def _ethtool_link(ethtool: object, name: str) -> tuple[int | None, str | None, str | None]:
+    # the netlink ethtool API takes a name that is not UTF-8 as its bytes
+    asked: str | bytes = name if names.is_utf8(name) else names.raw(name)
     try:
-        mode = ethtool.get_link_mode(name)  # type: ignore[attr-defined]
+        mode = ethtool.get_link_mode(asked)  # type: ignore[attr-defined]
     except OSError as e:
         label = errno.errorcode.get(e.errno or 0, "error")
         return None, None, f"ethtool: {label}"
@@ -251,32 +280,54 @@ class NetworkCheck(BlockingCheck[NetworkSettings]):
     def collect(self) -> CheckOutput:
         settings = self.settings
         netlink = self.source() == "netlink"
-        links = read_netlink_links() if netlink else read_sysfs_links(self.paths)
         out = self.output()
+        if netlink:
+            links = read_netlink_links()
+        else:
+            links, skipped = read_sysfs_links(self.paths)
+            out.notes(skipped)
         best: int | None = None
         selected = [
             link
-            for link in links
-            if settings.interfaces.matches(link.name)
+            for link in unique_labels(out, links)
+            if settings.interfaces.matches(link.label)
             and (link.physical or not settings.physical_only)
         ]
         reported = out.cap(selected, settings.max_items, "network", "interfaces")
         details = with_ethtool(reported) if netlink else with_sysfs_details(self.paths, reported)
         for link in details:
+            name = link.label
             up = link.operstate == "up"
-            out.add(NET_UP, up, interface=link.name)
+            out.add(NET_UP, up, interface=name)
             if link.mtu is not None:
-                out.add(NET_MTU, link.mtu, interface=link.name)
+                out.add(NET_MTU, link.mtu, interface=name)
             if link.carrier_changes is not None:
-                out.add(NET_CARRIER_CHANGES, link.carrier_changes, interface=link.name)
+                out.add(NET_CARRIER_CHANGES, link.carrier_changes, interface=name)
             if link.duplex is not None:
-                out.add(NET_FULL_DUPLEX, link.duplex == "full", interface=link.name)
+                out.add(NET_FULL_DUPLEX, link.duplex == "full", interface=name)
             if link.speed_mbps is None:
-                out.note(f"{link.name}: no speed sample: {link.no_speed_reason}", Req.NIC_SPEED)
+                out.note(f"{name}: no speed sample: {link.no_speed_reason}", Req.NIC_SPEED)
                 continue
             speed = link.speed_mbps * MBPS
-            out.add(NET_SPEED, speed, interface=link.name)
+            out.add(NET_SPEED, speed, interface=name)
             if up:
                 best = speed if best is None else max(best, speed)
         out.observe(Req.NIC_SPEED, best)
         return out.build()
+
+
+def unique_labels(out: OutputBuilder, links: Sequence[Link]) -> list[Link]:
+    """The links, each with a note when its name is not UTF-8. Should an escaped name read
+    like another link's real one (kv\\xff0 beside kv<0xff>0), the later one is left out
+    with a note: two series of one name would spoil the whole scrape."""
+    seen: set[str] = set()
+    result = []
+    for link in links:
+        if not names.is_utf8(link.name):
+            out.note(names.odd_name_note("interface", link.name))
+        if link.label in seen:
+            out.note(f"interface {link.label}: another interface has this label: left out")
+            continue
+        seen.add(link.label)
+        result.append(link)
+    return result

@@ -30,6 +30,7 @@ MASKED = {
     "kubev_check_last_success_timestamp_seconds",
     "kubev_storage_fsync_latency_seconds_bucket",
     "kubev_storage_fsync_latency_seconds_sum",
+    "kubev_storage_fsync_p99_seconds",
     "kubev_filesystem_avail_bytes",
     "kubev_filesystem_size_bytes",
     "kubev_kvm_max_vcpus",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -118,3 +120,80 @@ def test_attributes_read_only_for_reported_links(
     out = run(make("network", node_tree("compliant", tmp_path)))
     assert values(out)[("kubev_network_speed_bytes", ("eno1",))] == 10_000 * MBPS
     assert set(read) == {"eno1", "eno2"}  # not lo, not the veth
+
+
+def test_bonds_bridge_ports_and_a_down_link_of_a_real_node(tmp_path: Path) -> None:
+    out = run(make("network", node_tree("realistic", tmp_path)))
+    v = values(out)
+    assert {k[1][0] for k in v if k[0] == "kubev_network_up"} == {
+        "bond0",  # a bond counts as physical: it aggregates NICs
+        "eno1",
+        "eno2",
+        "eno3",  # a bridge port is a NIC like any other
+        "enp65s0f0",
+    }  # br0 and the veth are not physical; bonding_masters is no link
+    assert v[("kubev_network_speed_bytes", ("bond0",))] == 20_000 * MBPS
+    assert v[("kubev_network_speed_bytes", ("eno3",))] == 1_000 * MBPS
+    assert v[("kubev_network_up", ("enp65s0f0",))] == 0
+    assert ("kubev_network_speed_bytes", ("enp65s0f0",)) not in v  # an empty speed file
+    assert ("kubev_network_full_duplex", ("enp65s0f0",)) not in v  # an empty duplex file
+    assert "enp65s0f0: no speed sample: speed is empty (a down link, or one that reports none)" in [
+        n.text for n in out.notes
+    ]
+    assert observed(out) == {"nic_speed": 20_000 * MBPS}
+
+
+def test_bonding_masters_is_not_an_interface(tmp_path: Path) -> None:
+    """With physical_only off every entry of class/net is a candidate, and the bonding
+    driver's control file is one: it is skipped, with a note saying why."""
+    tree = node_tree("realistic", tmp_path)
+    cfg = Config().with_check("network", physical_only=False, interfaces=NameFilter())
+    out = run(make("network", tree, cfg))
+    names = {k[1][0] for k in values(out) if k[0] == "kubev_network_up"}
+    assert "bonding_masters" not in names
+    assert {"br0", "lo", "veth5d6e7f", "bond0"} <= names
+    masters = tree / "sys" / "class" / "net" / "bonding_masters"
+    assert (
+        f"{masters}: not a directory, so not an interface (bonding_masters is the bonding "
+        "driver's control file): skipped" in [n.text for n in out.notes]
+    )
+
+
+def test_an_interface_name_that_is_not_utf8_costs_nothing_else(tmp_path: Path) -> None:
+    """sysfs path: the name is escaped in its label, the other links report, the exposition
+    is valid (it used to fail every scrape with a 500). The netlink path and the real
+    process are tested in a namespace (tests/integration/test_odd_names.py)."""
+    tree = node_tree("compliant", tmp_path)
+    net = tree / "sys" / "class" / "net"
+    odd = os.fsdecode(b"kv\xff0")
+    shutil.copytree(net / "eno1", net / odd)
+    (net / odd / "mtu").write_text("1442\n")
+    cfg = Config()
+    check = make("network", tree, cfg)
+    out = run(check)
+    v = values(out)
+    assert v[("kubev_network_speed_bytes", ("kv\\xff0",))] == 10_000 * MBPS
+    assert v[("kubev_network_mtu_bytes", ("kv\\xff0",))] == 1442
+    assert v[("kubev_network_up", ("eno1",))] == 1
+    assert (
+        "interface kv\\xff0: the name is not UTF-8; its label writes each byte that is not "
+        "as \\xNN" in [n.text for n in out.notes]
+    )
+    # a name that reads like the escaped one: of the two, the later (sorted) is left out
+    shutil.copytree(net / "eno1", net / "kv\\xff0")
+    out = run(make("network", tree, cfg))
+    assert values(out)[("kubev_network_mtu_bytes", ("kv\\xff0",))] == 9000  # eno1's copy
+    assert "interface kv\\xff0: another interface has this label: left out" in [
+        n.text for n in out.notes
+    ]
+    shutil.rmtree(net / "kv\\xff0")
+    runtime = Runtime(cfg, [check])
+    asyncio.run(runtime.run_once(check))
+    body, _ = Exposition(Identity("n", Role.WORKER, Profile.TESTING)).render(
+        runtime.snapshot, "", gzipped=False
+    )
+    assert samples(body.decode())[("kubev_network_up", (("interface", "kv\\xff0"),))] == 1
+    lint = subprocess.run(
+        ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
