@@ -3,9 +3,11 @@
 A reply comes off the network, so the parser trusts none of it. Every step is bounded:
 the message size (64 KiB, the most TCP can carry), each label (63 bytes) and each name
 (255 bytes, RFC 1035 2.3.4), compression pointers (each must point before the previous
-one, so a loop cannot exist, and at most MAX_POINTERS of them per name), the record
-counts (a header claiming more records than the bytes can hold is refused before any is
-read) and the CNAME chain. Its work is linear in the message size.
+one, so a loop cannot exist, and at most MAX_POINTERS of them per name; a name a pointer
+led to is remembered for the message, so thousands of records pointing into one long
+chain cost one walk of it), the record counts (a header claiming more records than the
+bytes can hold is refused before any is read) and the CNAME chain. Its work is linear in
+the message size.
 
 Only what a resolution check needs is decoded: the header, the question, and the A, AAAA
 and CNAME records of the answer section; other records are skipped by their length.
@@ -117,15 +119,22 @@ def encode_name(name: bytes) -> bytes:
     return bytes(out)
 
 
-def read_name(data: bytes, offset: int) -> tuple[bytes, int]:
+def read_name(data: bytes, offset: int, known: dict[int, bytes] | None = None) -> tuple[bytes, int]:
     """The name at `offset` (lower case, labels joined by ".") and the offset after it
-    where it is written (a pointer ends it there)."""
+    where it is written (a pointer ends it there).
+
+    `known` remembers, for one message, the name each followed pointer led to: a reply
+    whose thousands of records all point into one long chain of pointers costs one walk
+    of the chain, not one per record, so the work stays linear in the message size."""
     labels: list[bytes] = []
+    #: (pointer target, index in labels where the name at that target begins)
+    targets: list[tuple[int, int]] = []
     wire_length = 1  # the root's zero byte
     pos = offset
     after: int | None = None
     lowest = offset  # every pointer must point below the previous one (or the name)
     pointers = 0
+    tail = b""  # a remembered name that ends this one
     while True:
         if pos >= len(data):
             raise MalformedReply(f"a name at byte {offset} runs past the end of the message")
@@ -138,16 +147,25 @@ def read_name(data: bytes, offset: int) -> tuple[bytes, int]:
             if after is None:
                 after = pos + 2
             pointers += 1
-            if target >= lowest or pointers > MAX_POINTERS:
+            if target >= lowest:
                 raise MalformedReply(
                     f"a compression pointer at byte {pos} points forward or loops (to {target})"
                 )
+            if pointers > MAX_POINTERS:
+                raise MalformedReply(
+                    f"a name at byte {offset} has more than {MAX_POINTERS} compression pointers"
+                )
+            if known is not None and target in known:
+                tail = known[target]
+                wire_length += len(tail) + 1 if tail else 0
+                break
+            targets.append((target, len(labels)))
             lowest = pos = target
             continue
         if kind:
             raise MalformedReply(f"unsupported label type {kind >> 6:#x} at byte {pos}")
         if length == 0:
-            return b".".join(labels), (pos + 1 if after is None else after)
+            break
         wire_length += length + 1
         if wire_length > MAX_NAME:
             raise MalformedReply(f"a name at byte {offset} is longer than {MAX_NAME} bytes")
@@ -156,6 +174,14 @@ def read_name(data: bytes, offset: int) -> tuple[bytes, int]:
             raise MalformedReply(f"a label at byte {pos} runs past the end of the message")
         labels.append(data[pos + 1 : end].lower())
         pos = end
+    if wire_length > MAX_NAME:
+        raise MalformedReply(f"a name at byte {offset} is longer than {MAX_NAME} bytes")
+    if tail:
+        labels.append(tail)
+    if known is not None:
+        for target, index in targets:
+            known[target] = b".".join(labels[index:])
+    return b".".join(labels), (pos + 1 if after is None else after)
 
 
 @dataclass(frozen=True)
@@ -186,7 +212,7 @@ def parse_reply(data: bytes, query: Query) -> Reply:
     if qdcount != 1:
         raise MalformedReply(f"the reply has {qdcount} questions, the query had 1")
     try:
-        qname, pos = read_name(data, pos)
+        qname, pos = read_name(data, pos)  # nothing to remember yet
     except MalformedReply as e:
         raise NotOurReply(f"unreadable question: {e}") from None
     if pos + 4 > len(data):
@@ -205,8 +231,9 @@ def parse_reply(data: bytes, query: Query) -> Reply:
         )
     cnames: dict[bytes, bytes] = {}
     found: list[tuple[bytes, str]] = []
+    known: dict[int, bytes] = {}
     for _ in range(ancount):
-        owner, pos = read_name(data, pos)
+        owner, pos = read_name(data, pos, known)
         if pos + FIXED.size > len(data):
             raise MalformedReply(f"a record at byte {pos} is cut off")
         rtype, rclass, _, rdlength = FIXED.unpack_from(data, pos)
@@ -215,7 +242,7 @@ def parse_reply(data: bytes, query: Query) -> Reply:
         if end > len(data):
             raise MalformedReply(f"a record's data at byte {pos} runs past the end")
         if rclass == CLASS_IN and rtype == RRType.CNAME:
-            target, after = read_name(data, pos)
+            target, after = read_name(data, pos, known)
             if after != end:
                 raise MalformedReply(f"a CNAME at byte {pos} does not fill its record")
             cnames.setdefault(owner, target)

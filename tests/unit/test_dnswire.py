@@ -210,14 +210,21 @@ def test_extended_label_types_are_refused() -> None:
         parse_reply(reply(a_record("10.0.0.1", owner=b"\x41\x00")), QUERY)
 
 
+def pointer_chain(at: int, length: int) -> bytes:
+    """The root at `at`, then `length` pointers, each to the one before it (the first to
+    the root): every pointer points backwards, so only the count can stop a long one."""
+    targets = [at] + [at + 1 + 2 * i for i in range(length - 1)]
+    return b"\x00" + b"".join(struct.pack("!H", 0xC000 | t) for t in targets)
+
+
 def test_a_chain_of_pointers_is_bounded() -> None:
-    """Hundreds of pointers each pointing one step back: refused after MAX_POINTERS."""
     at = 12 + len(question())
-    chain = b"\x00" + b"".join(struct.pack("!H", 0xC000 | (at + 2 * i)) for i in range(200))
-    data = header(an=1) + question() + chain
-    owner_at = at + 1 + 2 * 199  # the last pointer: 200 jumps back to the root
-    with pytest.raises(MalformedReply, match="points forward or loops"):
-        read_name(data, owner_at)
+    data = header(an=1) + question() + pointer_chain(at, 200)
+    last = at + 1 + 2 * 199
+    with pytest.raises(MalformedReply, match="more than 127 compression pointers"):
+        read_name(data, last)
+    fits = at + 1 + 2 * 126  # the 127th pointer: 127 jumps back to the root
+    assert read_name(data, fits) == (b"", fits + 2)
 
 
 def test_an_address_record_of_the_wrong_size_is_refused() -> None:
@@ -300,6 +307,43 @@ def test_names_made_only_of_pointers(targets: list[int], filler: bytes) -> None:
         except MalformedReply:
             continue
         assert len(name) < 255  # labels and dots: the wire form's bound
+
+
+@SETTINGS
+@given(st.binary(min_size=1, max_size=600), st.lists(st.integers(0, 599), max_size=40))
+def test_remembered_names_read_as_walked_names(data: bytes, starts: list[int]) -> None:
+    """Reading names with the per-message memory of pointer targets gives the same names
+    as walking every pointer, in any order of reading."""
+    known: dict[int, bytes] = {}
+    for start in starts:
+        start %= len(data)
+        try:
+            walked = read_name(data, start)
+        except MalformedReply:
+            walked = None
+        try:
+            remembered = read_name(data, start, known)
+        except MalformedReply:
+            assert walked is None  # memory never refuses what a walk accepts
+            continue
+        if walked is not None:
+            assert remembered == walked
+
+
+def test_many_records_into_one_long_chain_walk_it_once() -> None:
+    """4,000 records whose owners each point at the end of a 126-pointer chain: each
+    pointer target is remembered, so the chain is walked once, not 4,000 times."""
+    rdata_at = 12 + len(question()) + 1 + 10
+    chain = pointer_chain(rdata_at, 126)
+    holder = b"\x00" + struct.pack("!HHIH", 99, 1, 0, len(chain)) + chain  # type 99: skipped
+    owner = struct.pack("!H", 0xC000 | (rdata_at + 1 + 2 * 125))
+    records = [holder, *(a_record("10.0.0.1", owner=owner) for _ in range(4000))]
+    known: dict[int, bytes] = {}
+    data = reply(*records)
+    assert parse_reply(data, QUERY).addresses == ()  # the owners are the root, not ours
+    first_owner = 12 + len(question()) + len(holder)
+    read_name(data, first_owner, known)
+    assert len(known) == 127  # the owner's target and the 126 on the chain, each once
 
 
 labels = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=20)
