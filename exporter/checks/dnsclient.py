@@ -9,7 +9,7 @@ lookup (A, then AAAA when the name has no A records, then TCP if needed) is boun
 one timeout. Parsing is bounded by exporter/checks/dnswire.py.
 
 Why not dnspython: a check needs one question and the address records of its answer;
-the ~200 lines here, with their bounds visible and property-tested against hostile
+the ~400 lines here and in dnswire.py, with their bounds visible and property-tested against hostile
 replies, are less to trust in a privileged DaemonSet on every node than a general DNS
 library and its dependencies.
 """
