@@ -1,5 +1,9 @@
 """YAML for config files: safe types only, and a key given twice is an error.
 
+Values PyYAML's constructors cannot build (an impossible date such as 2001-13-01) and
+nesting deep enough to exhaust its recursive parser become YAMLErrors too, so a caller's
+one `except yaml.YAMLError` names the file instead of a traceback.
+
 PyYAML's safe_load keeps the last of two equal keys without a word; in a config that is
 nearly always a mistake (two `interval:` lines, a pasted section), and Prometheus's own
 loader refuses it too.
@@ -47,4 +51,9 @@ def describe(error: yaml.YAMLError) -> str:
 
 
 def safe_load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except ValueError as e:  # datetime/int constructors on a malformed scalar
+        raise yaml.YAMLError(f"a value that cannot be read: {e}") from None
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None

@@ -174,6 +174,20 @@ BAD_CONFIGS = [
         "checks:\n  dns:\n    cluster_domain: cluster..local\n",
         "checks.dns.cluster_domain: not a valid DNS name, got 'cluster..local'",
     ),
+    (
+        "checks:\n  dns:\n    cluster_dns: [10.96.0.10, kube-dns]\n",
+        "checks.dns.cluster_dns[1]: must be an IP address, got 'kube-dns'",
+    ),
+    (
+        "checks:\n  dns:\n    kubelet_config: var/lib/kubelet/config.yaml\n",
+        "checks.dns.kubelet_config: must be an absolute path, got 'var/lib/kubelet/config.yaml'",
+    ),
+    # values PyYAML cannot construct, and nesting that exhausts its parser: still exit 2
+    (
+        "profile: 2001-13-01\n",
+        "not valid YAML: a value that cannot be read: month must be in 1..12",
+    ),
+    ("profile: " + "[" * 1100 + "\n", "not valid YAML: nested too deeply"),
 ]
 
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from exporter.checks import CATALOG, CHECKS, OBSERVED_BY, ROWS
-from exporter.checks.dns import DnsCheck, DnsSettings
+from exporter.checks.dns import DnsCheck, DnsSettings, HostFacts
 from exporter.config import Config, from_mapping
 from exporter.model import OutputBuilder
 from exporter.paths import Paths
@@ -58,11 +58,13 @@ def test_builder_notes_are_tagged() -> None:
 
 def test_dns_default_name_honours_node_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NODE_NAME", "node-a.example")
-    assert DnsCheck(Config(), Paths()).names() == ["node-a.example"]
+    out = DnsCheck.output()
+    hosts = HostFacts(None, None, frozenset(), False)  # an empty /etc/hosts
+    assert DnsCheck(Config(), Paths()).node_names(hosts, out) == ["node-a.example"]
     configured = Config(node_name="from-config")
-    assert DnsCheck(configured, Paths()).names() == ["from-config"]
+    assert DnsCheck(configured, Paths()).node_names(hosts, out) == ["from-config"]
     named = Config().with_check("dns", names=("api.example",))
-    assert DnsCheck(named, Paths()).names() == ["api.example"]
+    assert DnsCheck(named, Paths()).node_names(hosts, out) == ["api.example"]
     assert named.settings(DnsSettings).names == ("api.example",)
 
 
