@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alerts.catalog.common import INSTANCE, JOB, NODE1, SELECTOR, Alert, Case, Rule
 from exporter.checks import ROWS
-from exporter.checks.dns import NODELOCAL_DNS_ADDRESS
+from exporter.checks.nodelocal import NODELOCAL_ADDRESS as NODELOCAL_DNS_ADDRESS
 from exporter.spec import DNS_SLOW_SECONDS, Req
 
 ALERTS: tuple[Alert, ...] = (

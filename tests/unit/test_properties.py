@@ -123,9 +123,12 @@ def test_meminfo(text: str) -> None:
     try:
         values = parse_meminfo(text, "meminfo")
     except CheckError as e:
-        assert str(e).startswith("meminfo: no Mem")
+        assert str(e) == "meminfo: no MemTotal line"
         return
-    assert "MemTotal" in values and "MemAvailable" in values
+    # MemTotal is what the verdict needs; MemAvailable may be missing (kernels before 3.14)
+    # and is then estimated by the check, not demanded by the parser
+    assert "MemTotal" in values
+    assert all(isinstance(v, int) for v in values.values())
 
 
 @SETTINGS
