@@ -34,9 +34,8 @@ TUN_MINOR = 200
 KVM_MINOR = 232
 VHOST_NET_MINOR = 238
 
+#: this process may not open it: file mode, or a device cgroup (a container)
 PERMISSION_ERRNOS = (errno.EACCES, errno.EPERM)
-#: an open that reached no driver
-NO_DRIVER_ERRNOS = (errno.ENODEV, errno.ENXIO)
 
 
 def node_problem(path: str, major: int, minor: int, name: str, absent: str) -> str | None:
@@ -70,10 +69,6 @@ class OpenResult:
     @property
     def not_permitted(self) -> bool:
         return self.errno in PERMISSION_ERRNOS
-
-    @property
-    def no_driver(self) -> bool:
-        return self.errno in NO_DRIVER_ERRNOS
 
 
 def open_rw(path: str) -> OpenResult:

@@ -17,9 +17,10 @@ pod stays Pending with kube-scheduler's "Insufficient devices.kubevirt.io/vhost-
 
 A device counts when its node is the right character device (tun 10:200, vhost-net 10:238)
 and either opens read-write or refuses this process only for permission (EACCES/EPERM: a pod
-without the devices.kubevirt.io resource; expected, and said in the note). A node that leads
-to no driver (the open says ENODEV/ENXIO and /proc/misc does not list it) does not count.
-See exporter/checks/chardev.py for the three facts.
+without the devices.kubevirt.io resource; expected, and said in the note). A missing node
+is the failure. A node whose open fails otherwise (ENODEV, ENXIO: no driver behind it)
+counts only if /proc/misc lists its driver. See exporter/checks/chardev.py for the three
+facts.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
   requirement judges the ones no device judges: openvswitch (Kube-OVN's datapath) always,
   geneve where Geneve is used. kvm, tun and vhost_net are judged by their devices (the kvm
   and devices checks): a built-in driver need not show in /sys/module, and a missing module
-  should fail one row, not two.
+  should fail one row, not two. openvswitch and geneve have network devices that likewise
+  prove them: ovs-system (OVS's datapath) and genev_sys_6081.
   "Geneve is used" here, kept simple: the genev_sys_6081 device exists (OVS made a tunnel) or
   the role is multi-node (Kube-OVN's default tunnel type). The ports check settles the tunnel
   in more detail (exporter/checks/ports.py situation()); a multi-node cluster on vxlan still
@@ -53,6 +54,11 @@ DEVICE_MODULES = {
     "tun": (TUN_MINOR, "tun"),
     "vhost_net": (VHOST_NET_MINOR, "vhost-net"),
 }
+#: network devices that exist only while the module works, so they judge it like a device
+#: node does (a built-in module need not be in /sys/module): OVS's kernel datapath device
+#: (libvirt src/util/virnetdevtap.c: "IFLA_MASTER for a tap on an OVS switch is always
+#: ovs-system") and the Geneve tunnel OVS makes
+MODULE_NET_DEVICES = {"openvswitch": "ovs-system", "geneve": TUNNEL_DEVICES["geneve"]}
 IOMMU_TABLES = ("DMAR", "IVRS")
 #: /proc/cgroups has one short line per controller
 CGROUPS_LIMIT = 64 * 1024
@@ -63,7 +69,8 @@ METRICS = MetricGroup("kernel")
 MODULE_LOADED = METRICS.gauge(
     "kubev_kernel_module_loaded",
     "1 if the kernel module is loaded or built in (/proc/modules, /sys/module, "
-    "modules.builtin, or for kvm, tun and vhost_net its driver in /proc/misc), 0 if not.",
+    "modules.builtin; or what only a working module makes: the kvm, tun and vhost-net "
+    "drivers in /proc/misc, the ovs-system and genev_sys_6081 devices), 0 if not.",
     ("module",),
 )
 MODULE_AVAILABLE = METRICS.gauge(
@@ -183,7 +190,7 @@ class KernelCheck(BlockingCheck[KernelSettings]):
         for name in (*reported, *KERNEL_MODULES_FOR_GENEVE):
             minor, driver = DEVICE_MODULES.get(name, (None, None))
             registered = minor is not None and misc.get(minor) == driver
-            loaded = modules.is_loaded(name) or registered
+            loaded = modules.is_loaded(name) or registered or self._net_device_of(name)
             out.add(MODULE_LOADED, loaded, module=name)
             out.add(MODULE_AVAILABLE, loaded or modules.is_available(name), module=name)
         judged = list(KERNEL_MODULES_REQUIRED)
@@ -192,7 +199,11 @@ class KernelCheck(BlockingCheck[KernelSettings]):
         if modules.sysfs is None:
             out.observe(Req.KERNEL_MODULES, None)
             return
-        missing = [name for name in judged if not modules.is_available(name)]
+        missing = [
+            name
+            for name in judged
+            if not modules.is_available(name) and not self._net_device_of(name)
+        ]
         if missing:
             where = f"kernel {modules.release}" if modules.release else "the running kernel"
             out.note(
@@ -202,9 +213,12 @@ class KernelCheck(BlockingCheck[KernelSettings]):
             )
         out.observe(Req.KERNEL_MODULES, not missing)
 
+    def _net_device_of(self, module: str) -> bool:
+        device = MODULE_NET_DEVICES.get(module)
+        return device is not None and self.paths.sys("class", "net", device).exists()
+
     def _geneve_used(self) -> bool:
-        device = self.paths.sys("class", "net", TUNNEL_DEVICES["geneve"])
-        return device.exists() or self.config.role is not Role.SINGLE_NODE
+        return self._net_device_of("geneve") or self.config.role is not Role.SINGLE_NODE
 
     # --- cgroups ----------------------------------------------------------------------
 
