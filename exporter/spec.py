@@ -24,6 +24,11 @@ class Req(StrEnum):
     MEMORY = "memory"
     VIRTUALIZATION_EXTENSIONS = "virtualization_extensions"
     KVM = "kvm"
+    TUN = "tun"
+    VHOST_NET = "vhost_net"
+    CPU_BASELINE = "cpu_baseline"
+    KERNEL_MODULES = "kernel_modules"
+    CGROUP_CONTROLLERS = "cgroup_controllers"
     STORAGE_SOLID_STATE = "storage_solid_state"
     DISK_LATENCY = "disk_latency"
     NIC_SPEED = "nic_speed"
@@ -138,6 +143,28 @@ MIN_POD_MTU_BYTES = 1400
 #: a name that takes longer than this to resolve, sustained, is slow
 DNS_SLOW_SECONDS = 0.5
 
+#: x86-64-v2, as /proc/cpuinfo names its parts. KubeVirt's images are CentOS Stream 9 based,
+#: and their glibc refuses to start below x86-64-v2 ("Fatal glibc error: CPU does not support
+#: x86-64-v2", bminor/glibc sysdeps/x86/dl-get-cpu-features.c). The level is defined in
+#: glibc sysdeps/x86/get-isa-level.h get_isa_level: CMPXCHG16B, LAHF64_SAHF64, POPCNT, SSE3,
+#: SSSE3, SSE4_1, SSE4_2; cpuinfo calls SSE3 "pni". KubeVirt itself checks none of them: the
+#: failure shows as virt-handler Init:CrashLoopBackOff (kubevirt#10713, #9458).
+X86_64_V2_FLAGS = ("cx16", "lahf_lm", "popcnt", "pni", "ssse3", "sse4_1", "sse4_2")
+
+#: cgroup controllers a VM node needs, by their v1 names. virt-host-validate qemu checks
+#: cpu, cpuacct, cpuset, memory, devices and blkio (libvirt tools/virt-host-validate-qemu.c);
+#: these four are the ones the platform cannot run without: kubeadm's preflight refuses a node
+#: without them (kubernetes/system-validators validators/types_unix.go DefaultSysSpec Cgroups
+#: and CgroupsV2), libvirt confines each VM's memory and vCPUs with memory, cpu and cpuset,
+#: and the devices controller is what limits a virt-launcher pod to the devices it was given.
+CGROUP_CONTROLLERS_REQUIRED = ("cpu", "cpuset", "memory", "devices")
+
+#: kernel modules without a device of their own to judge them by (kvm, tun and vhost_net are
+#: judged by /dev/kvm, /dev/net/tun and /dev/vhost-net). Kube-OVN runs on Open vSwitch's
+#: kernel datapath; geneve carries its overlay between nodes (only where Geneve is used).
+KERNEL_MODULES_REQUIRED = ("openvswitch",)
+KERNEL_MODULES_FOR_GENEVE = ("geneve",)
+
 _BOOL = {Level.MINIMUM: 1.0, Level.RECOMMENDED: 1.0}
 _BOOL_RECOMMENDED_ONLY = {Level.RECOMMENDED: 1.0}
 _MIN_ONLY = {Level.MINIMUM: 1.0}
@@ -188,6 +215,50 @@ def _requirements(
             Req.KVM,
             "KVM usable (/dev/kvm)",
             "KubeVirt runs VMs through KVM; /dev/kvm must open and create a VM.",
+            _BOOL,
+        ),
+        _flag(
+            Req.TUN,
+            "TUN device (/dev/net/tun)",
+            "KubeVirt requests devices.kubevirt.io/tun for every VM with a network interface "
+            "(kubevirt pkg/network/vmispec/devices.go RequiresTunDevice); its device plugin "
+            "serves /dev/net/tun, so without the device the VM's pod stays Pending "
+            '("Insufficient devices.kubevirt.io/tun"). libvirt virt-host-validate fails a host '
+            "without it.",
+            _BOOL,
+        ),
+        _flag(
+            Req.VHOST_NET,
+            "vhost-net device (/dev/vhost-net)",
+            "A virtio NIC, KubeVirt's default model, requests devices.kubevirt.io/vhost-net unless "
+            "software emulation is on (kubevirt pkg/network/vmispec/devices.go "
+            "RequiresVirtioNetDevice); without /dev/vhost-net the VM's pod stays Pending "
+            '("Insufficient devices.kubevirt.io/vhost-net").',
+            _BOOL,
+        ),
+        _flag(
+            Req.CPU_BASELINE,
+            "CPU baseline x86-64-v2",
+            "KubeVirt's CentOS Stream 9 based images need x86-64-v2 (cx16, lahf_lm, popcnt, "
+            'SSE3, SSSE3, SSE4.1, SSE4.2): below it glibc aborts ("Fatal glibc error: CPU '
+            'does not support x86-64-v2") and virt-handler stays in Init:CrashLoopBackOff '
+            "(kubevirt#10713, #9458).",
+            _BOOL,
+        ),
+        _flag(
+            Req.KERNEL_MODULES,
+            "Kernel modules (openvswitch, geneve)",
+            "Kube-OVN's pod and VM network runs on Open vSwitch's kernel datapath (openvswitch); "
+            "its overlay between nodes is Geneve (geneve). Each must be loaded, built in or "
+            "installed for the running kernel.",
+            _BOOL,
+        ),
+        _flag(
+            Req.CGROUP_CONTROLLERS,
+            "cgroup controllers (cpu, cpuset, memory, devices)",
+            "kubeadm's preflight refuses a node without the cpu, cpuset, memory and devices "
+            "controllers; libvirt and KubeVirt confine every VM with them (virt-host-validate "
+            "qemu checks them).",
             _BOOL,
         ),
         _flag(

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from typing import TypeVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fixtures import kernel
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,17 +42,17 @@ SHAPE_PROFILES = {
 
 
 def node_tree(shape: str, tmp_path: Path) -> Path:
-    """A private copy of a fixture tree, with the device nodes git cannot hold.
+    """A private copy of a fixture tree, with the device nodes and sockets git cannot hold,
+    and the kernel facts tests/fixtures/kernel.py adds to the shapes.
 
-    The compliant and realistic nodes get a real KVM character device (10:232): opening it
-    reaches this machine's KVM, exactly as the node's own /dev/kvm would.
+    The compliant node gets real character devices (KVM 10:232, tun 10:200, vhost-net
+    10:238): opening one reaches this machine's driver, exactly as the node's own would.
     """
     target = tmp_path / shape
     shutil.copytree(FIXTURES / shape, target)
     (target / "dev").mkdir(exist_ok=True)
     (target / "root").mkdir(exist_ok=True)
-    if shape in ("compliant", "realistic"):
-        os.mknod(target / "dev" / "kvm", 0o600 | stat.S_IFCHR, os.makedev(10, 232))
+    kernel.lay_over(target, shape)
     return target
 
 

@@ -9,7 +9,7 @@ exporter's own health alerts are in `exporter`. ALERTS lists them in the registr
 
 from __future__ import annotations
 
-from alerts.catalog import compute, disk, dns, kvm, network, ovn, ports
+from alerts.catalog import compute, devices, disk, dns, kernel, kvm, network, ovn, ports
 from alerts.catalog import exporter as exporter_health
 from alerts.catalog.common import (
     JOB,
@@ -26,6 +26,8 @@ from exporter.checks import CHECKS
 #: each check's alerts, by the check's name
 BY_CHECK: dict[str, tuple[Alert, ...]] = {
     "kvm": kvm.ALERTS,
+    "devices": devices.ALERTS,
+    "kernel": kernel.ALERTS,
     "compute": compute.ALERTS,
     "disk": disk.ALERTS,
     "network": network.ALERTS,

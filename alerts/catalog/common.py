@@ -212,3 +212,59 @@ def fired(requirement: Req, unit: str, severity: str, description: str) -> dict[
         "severity": severity,
         "description": description,
     }
+
+
+def minimum_alert(
+    name: str,
+    requirement: Req,
+    *,
+    summary: str,
+    description: str,
+    meaning: str,
+    impact: str,
+    diagnosis: tuple[str, ...],
+    mitigation: tuple[str, ...],
+    for_: str = "5m",
+    severity: str = "critical",
+) -> Alert:
+    """An alert on a yes/no requirement's minimum verdict (the node cannot run VMs without
+    it), with the promtool cases that prove it fires at 0 and stays quiet at 1. Its
+    runbook's Mitigation opens with the report row's hint, so the two never disagree.
+
+    `description` is the text after "{{ $labels.instance }}: "."""
+    from exporter.checks import ROWS  # the registry imports the checks: late, at build time
+
+    series = f'kubev_requirement_met{{{NODE1},requirement="{requirement}",level="minimum"}}'
+    return Alert(
+        name=name,
+        rules=(
+            Rule(
+                expr=requirement_met(requirement, Level.MINIMUM),
+                severity=severity,
+                for_=for_,
+                summary=summary,
+                description=f"{{{{ $labels.instance }}}}: {description}",
+            ),
+        ),
+        meaning=meaning,
+        impact=impact,
+        diagnosis=diagnosis,
+        mitigation=(ROWS[requirement].hint, *mitigation),
+        cases=(
+            Case(
+                {series: "0x20"},
+                "15m",
+                (
+                    {
+                        "instance": INSTANCE,
+                        "job": JOB,
+                        "requirement": requirement.value,
+                        "level": "minimum",
+                        "severity": severity,
+                        "description": f"{INSTANCE}: {description}",
+                    },
+                ),
+            ),
+            Case({series: "1x20"}, "15m"),
+        ),
+    )

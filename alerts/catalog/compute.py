@@ -11,12 +11,35 @@ from alerts.catalog.common import (
     Case,
     Rule,
     fired,
+    minimum_alert,
     requirement_rules,
     requirement_series,
     thresholds_text,
 )
 from exporter.checks import ROWS
 from exporter.spec import GIB, MEMORY_AVAILABLE_MIN_RATIO, MEMORY_SLACK, Req
+
+_CPU_BASELINE = minimum_alert(
+    "KubevCPUBaselineMissing",
+    Req.CPU_BASELINE,
+    summary="The CPU lacks the x86-64-v2 baseline",
+    description="the CPU lacks x86-64-v2 flags (cx16, lahf_lm, popcnt, pni, ssse3, sse4_1, "
+    "sse4_2): KubeVirt's virt-handler cannot start here.",
+    meaning="/proc/cpuinfo lacks one of the x86-64-v2 flags that glibc requires of the CPU "
+    "(glibc sysdeps/x86/get-isa-level.h).",
+    impact="KubeVirt's images are built on CentOS Stream 9, whose glibc aborts on such a CPU "
+    '("Fatal glibc error: CPU does not support x86-64-v2"): virt-handler stays in '
+    "Init:CrashLoopBackOff and no VM runs on the node (kubevirt#10713, kubevirt#9458).",
+    diagnosis=(
+        "`kubev_cpu_x86_64_level` for the instance; the report row names the missing flags.",
+        "On the node: `/lib64/ld-linux-x86-64.so.2 --help | grep x86-64-v2` (supported or "
+        "not); `kubectl -n kubevirt logs <virt-handler pod> -c virt-launcher`.",
+    ),
+    mitigation=(
+        "In a VM: give it host-passthrough or a CPU model with x86-64-v2 (not kvm64 or qemu64); "
+        "on bare metal: newer hardware.",
+    ),
+)
 
 ALERTS: tuple[Alert, ...] = (
     Alert(
@@ -188,4 +211,5 @@ ALERTS: tuple[Alert, ...] = (
             ),
         ),
     ),
+    _CPU_BASELINE,
 )

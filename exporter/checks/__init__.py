@@ -12,8 +12,10 @@ from typing import Any
 
 from exporter.checks.base import Check, RequirementRow
 from exporter.checks.compute import ComputeCheck
+from exporter.checks.devices import DevicesCheck
 from exporter.checks.disk import DiskCheck
 from exporter.checks.dns import DnsCheck
+from exporter.checks.kernel import KernelCheck
 from exporter.checks.kvm import KvmCheck
 from exporter.checks.network import NetworkCheck
 from exporter.checks.ovn import OvnCheck
@@ -23,7 +25,17 @@ from exporter.spec import Req
 
 CHECKS: dict[str, type[Check[Any]]] = {
     c.name: c
-    for c in (KvmCheck, ComputeCheck, DiskCheck, NetworkCheck, PortsCheck, OvnCheck, DnsCheck)
+    for c in (
+        KvmCheck,
+        DevicesCheck,
+        KernelCheck,
+        ComputeCheck,
+        DiskCheck,
+        NetworkCheck,
+        PortsCheck,
+        OvnCheck,
+        DnsCheck,
+    )
 }
 
 #: every metric the exporter serves: its own, then each check's, in registry order

@@ -1,4 +1,5 @@
-"""Compute: CPU cores and memory against the profile, and how idle the CPUs are."""
+"""Compute: CPU cores and memory against the profile, how idle the CPUs are, and whether the
+CPU runs the platform's software at all (the x86-64-v2 baseline of KubeVirt's images)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from exporter.checks.base import BlockingCheck, RequirementRow
-from exporter.checks.cpuinfo import parse_cpuinfo
+from exporter.checks.cpuinfo import CpuInfo, parse_cpuinfo
 from exporter.fsread import read_optional, read_text
 from exporter.metrics import MetricGroup
 from exporter.model import CheckError, CheckOutput, OutputBuilder
 from exporter.paths import Paths
 from exporter.settings import CheckSettings
-from exporter.spec import Req, requirements
+from exporter.spec import X86_64_V2_FLAGS, Req, requirements
 
 if TYPE_CHECKING:
     from exporter.config import Config
@@ -51,6 +52,30 @@ MEMORY_HEADROOM = METRICS.gauge(
     "MemTotal above the profile's threshold at this level (negative: short).",
     ("level",),
 )
+CPU_X86_64_LEVEL = METRICS.gauge(
+    "kubev_cpu_x86_64_level",
+    "The x86-64 micro-architecture level the CPU flags meet, as glibc judges it (1 baseline, "
+    "2 to 4: x86-64-v2 to v4). KubeVirt's CentOS Stream 9 based images need 2.",
+)
+
+#: the x86-64 levels above the baseline, cumulative, as /proc/cpuinfo names the features:
+#: glibc sysdeps/x86/get-isa-level.h get_isa_level (and elf.h GNU_PROPERTY_X86_ISA_1_V2..V4).
+#: cpuinfo calls LZCNT "abm" and SSE3 "pni".
+X86_64_LEVELS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (2, X86_64_V2_FLAGS),
+    (3, ("avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave")),
+    (4, ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")),
+)
+
+
+def x86_64_level(flags: frozenset[str]) -> int:
+    """The highest level whose features (and every lower level's) the flags have."""
+    level = 1
+    for candidate, needed in X86_64_LEVELS:
+        if not flags.issuperset(needed):
+            break
+        level = candidate
+    return level
 
 
 @dataclass(frozen=True)
@@ -149,6 +174,13 @@ class ComputeCheck(BlockingCheck[ComputeSettings]):
             "KubevMemoryInsufficient",
             "Add RAM, or judge a test node by the testing profile.",
         ),
+        RequirementRow(
+            Req.CPU_BASELINE,
+            "KubevCPUBaselineMissing",
+            "Use a CPU with x86-64-v2; in a VM, give it a CPU model that passes the host's "
+            "flags through (host-passthrough, host-model, or x86-64-v2-AES) instead of "
+            "qemu64/kvm64.",
+        ),
     )
 
     def __init__(self, config: Config, paths: Paths) -> None:
@@ -171,7 +203,11 @@ class ComputeCheck(BlockingCheck[ComputeSettings]):
             cpu = parse_cpuinfo(read_text(cpuinfo_path), str(cpuinfo_path))
         except CheckError as e:
             out.fail(str(e), Req.CPU_CORES)
+            # one error per broken file: the baseline reads unknown, naming the same file
+            out.note(str(e), Req.CPU_BASELINE)
+            out.observe(Req.CPU_BASELINE, None)
             return None
+        self._baseline(out, cpu, str(cpuinfo_path))
         out.add(CPU_LOGICAL, cpu.logical)
         physical = cpu.physical or self._physical_from_sysfs()
         if physical:
@@ -181,6 +217,25 @@ class ComputeCheck(BlockingCheck[ComputeSettings]):
             out.add(CPU_HEADROOM, cores.headroom(level, cpu.logical), level=level.value)
         out.observe(Req.CPU_CORES, cpu.logical)
         return cpu.logical
+
+    def _baseline(self, out: OutputBuilder, cpu: CpuInfo, where: str) -> None:
+        """x86-64-v2: glibc in KubeVirt's images aborts below it (exporter/spec.py)."""
+        if cpu.flags is None:
+            out.note(
+                f"{where} has no flags line (not an x86 CPU, or a truncated file): "
+                "the x86-64-v2 baseline is unknown",
+                Req.CPU_BASELINE,
+            )
+            out.observe(Req.CPU_BASELINE, None)
+            return
+        out.add(CPU_X86_64_LEVEL, x86_64_level(cpu.flags))
+        missing = [flag for flag in X86_64_V2_FLAGS if flag not in cpu.flags]
+        if missing:
+            text = f"missing x86-64-v2 flags: {' '.join(missing)}"
+            if "hypervisor" in cpu.flags:
+                text += " (this host is a VM: its CPU model hides them)"
+            out.note(text, Req.CPU_BASELINE)
+        out.observe(Req.CPU_BASELINE, not missing)
 
     def _idle(self, out: OutputBuilder, logical: int | None) -> None:
         stat_path = self.paths.proc("stat")

@@ -1,8 +1,9 @@
 """KVM: is /dev/kvm there, does it work, and what does the CPU say about virtualization.
 
 A usable /dev/kvm and the vmx/svm CPU flag are separate facts: a VM host can offer
-paravirtual KVM without exposing the flag, and a flag can be set while the module is not
-loaded. Both are reported as they are.
+paravirtual KVM without exposing the flag (the kvm_pvm backend), and a flag can be set while
+the module is not loaded. Both are reported as they are, with the backend module that gives
+/dev/kvm its other half (kvm_intel, kvm_amd, kvm_pvm...).
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import stat
 from dataclasses import dataclass
 
 from exporter.checks.base import BlockingCheck, RequirementRow, samples_of
+from exporter.checks.chardev import KVM_MINOR, MISC_MAJOR, node_problem
 from exporter.checks.cpuinfo import parse_cpuinfo
+from exporter.checks.kmod import KVM_BACKENDS, kvm_backends, read_loaded
 from exporter.fsread import read_optional, read_text
 from exporter.metrics import MetricGroup
-from exporter.model import CheckOutput
+from exporter.model import CheckError, CheckOutput, OutputBuilder
 from exporter.settings import CheckSettings
 from exporter.spec import Req
 from exporter.verdicts import Outcome
@@ -29,7 +31,6 @@ KVM_CHECK_EXTENSION = 0xAE03
 KVM_CAP_NR_VCPUS = 9
 KVM_CAP_MAX_VCPUS = 66
 EXPECTED_API_VERSION = 12
-KVM_MAJOR, KVM_MINOR = 10, 232
 
 METRICS = MetricGroup("kvm")
 KVM_DEVICE_PRESENT = METRICS.gauge(
@@ -59,6 +60,13 @@ KVM_NESTED = METRICS.gauge(
 HOST_IS_VM = METRICS.gauge(
     "kubev_host_is_virtual_machine",
     "1 if /proc/cpuinfo shows the hypervisor flag: this host is itself a VM.",
+)
+KVM_BACKEND = METRICS.gauge(
+    "kubev_kvm_backend_info",
+    "Always 1; a KVM backend module loaded or built in (" + ", ".join(KVM_BACKENDS) + "; "
+    "/proc/modules or /sys/module). kvm_pvm is a paravirtual backend that gives a working "
+    "/dev/kvm without the vmx/svm flag.",
+    ("module",),
 )
 
 
@@ -111,6 +119,7 @@ class KvmCheck(BlockingCheck[KvmSettings]):
             out.add(HOST_IS_VM, "hypervisor" in cpu.flags)
             out.observe(Req.VIRTUALIZATION_EXTENSIONS, extensions)
 
+        self._backend(out)
         nested = self._nested()
         if nested is None:
             out.note("neither kvm_intel nor kvm_amd is loaded: nested virtualization unknown")
@@ -118,7 +127,9 @@ class KvmCheck(BlockingCheck[KvmSettings]):
             out.add(KVM_NESTED, nested)
 
         device = self.paths.dev / "kvm"
-        present, note = _is_kvm_device(str(device))
+        absent = "load kvm_intel or kvm_amd, enable VT-x/AMD-V"
+        note = node_problem(str(device), MISC_MAJOR, KVM_MINOR, "KVM", absent)
+        present = note is None
         out.add(KVM_DEVICE_PRESENT, present)
         usable = False
         if present:
@@ -135,27 +146,26 @@ class KvmCheck(BlockingCheck[KvmSettings]):
         out.observe(Req.KVM, usable)
         return out.build()
 
+    def _backend(self, out: OutputBuilder) -> None:
+        """Which module gives /dev/kvm its hardware (or paravirtual) side. Reported beside the
+        virtualization_extensions verdict, which stays the CPU flag the spec asks for."""
+        try:
+            loaded = read_loaded(self.paths)
+        except CheckError as e:
+            out.fail(str(e))
+            return
+        backends = kvm_backends(self.paths, loaded)
+        for module in backends:
+            out.add(KVM_BACKEND, 1, module=module)
+        if not backends:
+            out.note(f"no KVM backend module loaded ({', '.join(KVM_BACKENDS)})")
+
     def _nested(self) -> bool | None:
         for module in ("kvm_intel", "kvm_amd"):
             value = read_optional(self.paths.sys("module", module, "parameters", "nested"))
             if value is not None:
                 return value.upper() in ("Y", "1")
         return None
-
-
-def _is_kvm_device(path: str) -> tuple[bool, str | None]:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False, f"{path} does not exist: load kvm_intel or kvm_amd, enable VT-x/AMD-V"
-    except OSError as e:
-        return False, f"{path}: {e.strerror}"
-    if not stat.S_ISCHR(st.st_mode):
-        return False, f"{path} exists but is not a character device"
-    if (os.major(st.st_rdev), os.minor(st.st_rdev)) != (KVM_MAJOR, KVM_MINOR):
-        found = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-        return False, f"{path} is device {found}, not KVM's {KVM_MAJOR}:{KVM_MINOR}"
-    return True, None
 
 
 @dataclass

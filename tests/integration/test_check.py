@@ -79,8 +79,8 @@ def test_compliant_node_passes_everything(shm_tmp: Path) -> None:
     report = json.loads(done.stdout)
     jsonschema.validate(report, SCHEMA)
     assert set(verdicts(report).values()) == {"PASS"}
-    assert len(report["rows"]) == 7
-    assert report["summary"] == {"pass": 7, "warn": 0, "fail": 0, "error": 0, "unknown": 0}
+    assert len(report["rows"]) == 12
+    assert report["summary"] == {"pass": 12, "warn": 0, "fail": 0, "error": 0, "unknown": 0}
     assert all(r["hint"] == "" for r in report["rows"])
 
 
@@ -92,6 +92,11 @@ def test_undersized_node_fails_exactly_what_it_lacks(shm_tmp: Path) -> None:
     assert verdicts(report) == {
         "virtualization_extensions": "WARN",  # testing profile: recommended only
         "kvm": "FAIL",
+        "tun": "FAIL",  # no VM devices
+        "vhost_net": "FAIL",
+        "kernel_modules": "FAIL",  # no openvswitch, no geneve
+        "cgroup_controllers": "PASS",  # cgroup v1 with every controller
+        "cpu_baseline": "FAIL",  # its VM's CPU model hides the x86-64-v2 flags
         "cpu_cores": "FAIL",
         "memory": "FAIL",
         "storage_solid_state": "WARN",
@@ -108,6 +113,17 @@ def test_undersized_node_fails_exactly_what_it_lacks(shm_tmp: Path) -> None:
     )
     assert rows["kvm"]["runbook_url"].endswith("/KubevKVMUnusable.md")
     assert rows["kvm"]["hint"].startswith("Enable VT-x/AMD-V")
+    assert rows["vhost_net"]["detail"].endswith(
+        "/dev/vhost-net does not exist: modprobe vhost_net (the kernel then creates it)"
+    )
+    assert rows["cpu_baseline"]["detail"] == (
+        "missing x86-64-v2 flags: cx16 lahf_lm popcnt pni ssse3 sse4_1 sse4_2 "
+        "(this host is a VM: its CPU model hides them)"
+    )
+    assert rows["kernel_modules"]["detail"] == (
+        "not loaded, built in or installed for kernel 6.8.0-45-generic: openvswitch, geneve "
+        "(modprobe openvswitch)"
+    )
 
 
 def test_broken_node_shows_errors(shm_tmp: Path) -> None:
@@ -126,6 +142,13 @@ def test_broken_node_shows_errors(shm_tmp: Path) -> None:
     assert rows["disk_latency"]["verdict"] == "UNKNOWN"  # the storage path does not exist
     assert rows["nic_speed"]["verdict"] == "UNKNOWN"
     assert rows["kvm"]["verdict"] == "FAIL"  # /dev/kvm is a regular file
+    assert rows["cpu_baseline"]["verdict"] == "UNKNOWN"  # cpuinfo has no flags
+    assert rows["cgroup_controllers"]["verdict"] == "ERROR"
+    assert rows["cgroup_controllers"]["detail"].endswith(
+        "/proc/cgroups: line 2 is not '<name> <hierarchy> <cgroups> <on>'"
+    )
+    assert rows["kernel_modules"]["verdict"] == "UNKNOWN"  # no /sys/module to list
+    assert rows["tun"]["verdict"] == rows["vhost_net"]["verdict"] == "FAIL"
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["compute"]["success"] is False
 
@@ -156,7 +179,7 @@ def test_table_output_and_colour(shm_tmp: Path) -> None:
     )
     assert "-> Use a machine with more cores" in piped.stdout
     assert piped.stdout.splitlines()[-1] == (
-        "1 PASS, 2 WARN, 4 FAIL, 0 ERROR, 0 UNKNOWN: a minimum is not met or a check failed "
+        "2 PASS, 2 WARN, 8 FAIL, 0 ERROR, 0 UNKNOWN: a minimum is not met or a check failed "
         "(exit 1)"
     )
 

@@ -26,7 +26,7 @@ def test_compliant_node(tmp_path: Path) -> None:
     assert v[("kubev_memory_headroom_bytes", ("recommended",))] == pytest.approx(
         65_536_000 * 1024 - 32 * GIB * 0.95
     )
-    assert observed(out) == {"cpu_cores": 32, "memory": 65_536_000 * 1024}
+    assert observed(out) == {"cpu_cores": 32, "memory": 65_536_000 * 1024, "cpu_baseline": 1}
 
 
 def test_headroom_follows_the_profile(tmp_path: Path) -> None:

@@ -89,7 +89,8 @@ BAD_CONFIGS = [
     ),
     (
         "checks:\n  dsk: {}\n",
-        "checks.dsk: unknown key (known keys: compute, disk, dns, kvm, network, ovn, ports)",
+        "checks.dsk: unknown key (known keys: compute, devices, disk, dns, kernel, kvm, network, "
+        "ovn, ports)",
     ),
     (
         "chekcs: {}\n",

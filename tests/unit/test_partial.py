@@ -25,7 +25,7 @@ async def test_partial_output_is_served_and_fails_the_run(
     tree = node_tree("undersized", tmp_path)
     (tree / "proc" / "meminfo").write_text("MemTotal: lots\n")
     config = Config(node_name="n1")
-    for name in ("kvm", "disk", "network", "ports", "ovn", "dns"):
+    for name in ("kvm", "devices", "kernel", "disk", "network", "ports", "ovn", "dns"):
         config = config.with_check(name, enabled=False)
     runtime = Runtime(config, build_checks(config, tree_paths(tree)))
     with caplog.at_level(logging.INFO):
