@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from exporter.checks import CHECKS
@@ -43,6 +44,7 @@ from tests.httpstub import FORBIDDEN_TOKEN, TOKEN, ca_signed_certificate, ovn_bo
 NODE = "10.214.0.1"
 JUDGED = ("ports", "ovn")
 OTHERS_OFF = [f"--no-collector.{name}" for name in CHECKS if name not in JUDGED]
+SCHEMA = json.loads((ROOT / "docs" / "check-output.schema.json").read_text())
 
 #: a kubeadm control plane (which a single node is too), as ss -ltn shows it
 KUBEADM = {
@@ -145,7 +147,9 @@ def check_report(ns: str, args: Sequence[str]) -> tuple[dict[str, object], int]:
         check=False,
     )
     assert done.returncode in (0, 1), done.stdout + done.stderr
-    return json.loads(done.stdout), done.returncode
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, SCHEMA)
+    return report, done.returncode
 
 
 def run_node(
