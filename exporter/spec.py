@@ -281,15 +281,17 @@ def _requirements(
         _flag(
             Req.PORTS,
             "Platform ports listening",
-            "Every port the node's role requires (spec port table) accepts connections (TCP) "
-            "or has a bound socket (UDP).",
+            "Every port the node's role requires (spec port table, as a real cluster runs it) "
+            "accepts connections where it listens (TCP: the node address; 127.0.0.1 for "
+            "kubeadm's scheduler and controller-manager) or has a bound socket (UDP); one "
+            "other nodes must reach does not listen on loopback only.",
         ),
         _flag(
             Req.OVN_ENDPOINTS,
-            "OVN metrics endpoints healthy",
-            "kube-ovn-cni (10665) serves metrics on every node; kube-ovn-controller (10660) and "
-            "kube-ovn-monitor (10661) where they run. Serving means HTTP 200 and parseable "
-            "Prometheus text.",
+            "Kube-OVN endpoints alive",
+            "kube-ovn-cni (10665) is alive on every node, kube-ovn-controller (10660) and "
+            "kube-ovn-monitor (10661) wherever they listen: the health path (/livez) answers "
+            "200. Metrics disabled, refused (401/403) or failing are reported, not failed.",
         ),
         _flag(
             Req.DNS,
@@ -656,3 +658,11 @@ PORTS: tuple[PortRange, ...] = (
         source=_BIND_LOCAL,
     ),
 )
+
+
+def port_row(component: str) -> PortRange:
+    """The port table's row of a component (KeyError names it when there is none)."""
+    for row in PORTS:
+        if row.component == component:
+            return row
+    raise KeyError(f"no port-table row for {component!r}")

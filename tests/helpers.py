@@ -325,3 +325,21 @@ def chromium(url: str, tmp: Path, *action: str) -> str:
 
 def gunzip(body: bytes) -> bytes:
     return gzip.decompress(body)
+
+
+def metrics_when(exporter: Exporter, predicate: Callable[[str], bool], within: float = 30.0) -> str:
+    """Scrape until `predicate(text)` holds (a state the test waits for, such as a run
+    count); the last scrape's text. Fails with the last text's relevant lines otherwise."""
+    deadline = time.monotonic() + within
+    text = exporter.metrics()
+    while not predicate(text):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no scrape met the condition within {within}s:\n{text}")
+        time.sleep(0.1)
+        text = exporter.metrics()
+    return text
+
+
+def runs(text: str, check: str, result: str = "success") -> float:
+    """kubev_check_runs_total of a check in a scrape (0 when absent)."""
+    return value(text, "kubev_check_runs_total", check=check, result=result) or 0.0

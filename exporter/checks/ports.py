@@ -37,7 +37,7 @@ from exporter.settings import (
     setting,
     show_duration,
 )
-from exporter.spec import PORTS, Condition, Expectation, PortRange, Req, Role, Scope
+from exporter.spec import PORTS, Condition, Expectation, PortRange, Req, Role, Scope, port_row
 from exporter.verdicts import Outcome
 
 if TYPE_CHECKING:
@@ -92,9 +92,11 @@ CONDITION = METRICS.gauge(
     "databases run here), ovn-raft (clustered), geneve (a Geneve tunnel is expected).",
     ("condition",),
 )
+NODEPORT = port_row("nodeport")
 NODEPORT_SOCKETS = METRICS.gauge(
     "kubev_nodeport_listening_sockets",
-    "Listening sockets in the NodePort range 30000-32767 (counted, not probed).",
+    f"Listening sockets in the NodePort range {NODEPORT.first}-{NODEPORT.last} (counted, "
+    "not probed).",
     ("protocol",),
 )
 
@@ -204,7 +206,10 @@ def port_expectation(config: Config, row: PortRange) -> Expectation:
 #: the tunnel devices OVS creates (openvswitch/ovs lib/netdev-vport.c: "<class>_<port>";
 #: kubeovn/kube-ovn pkg/util/const.go GeneveNic, VxlanNic)
 TUNNEL_DEVICES = {"geneve": "genev_sys_6081", "vxlan": "vxlan_sys_4789"}
-LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+#: where LOOPBACK-scope ports are probed: kubeadm binds the scheduler and the
+#: controller-manager to 127.0.0.1 whatever the cluster's address family
+#: (cmd/kubeadm/app/phases/controlplane/manifests.go: "bind-address": "127.0.0.1")
+LOOPBACK = "127.0.0.1"
 WILDCARDS = frozenset({"0.0.0.0", "::"})
 
 
@@ -234,6 +239,8 @@ class Situation:
     ovn_raft: bool
     tunnel: str  # geneve, vxlan, none
     geneve_expected: bool
+    #: the tunnel devices present
+    devices: frozenset[str] = frozenset()
 
     def holds(self, condition: Condition | None) -> bool:
         if condition is None:
@@ -292,7 +299,21 @@ def situation(
         present = [kind for kind, device in TUNNEL_DEVICES.items() if device in devices]
         fallback = "none" if role is Role.SINGLE_NODE else "geneve"
         tunnel = present[0] if present else fallback
-    return Situation(central, raft, tunnel, tunnel == "geneve")
+    return Situation(central, raft, tunnel, tunnel == "geneve", frozenset(devices))
+
+
+def unbound_reason(target: Target, here: Situation) -> str:
+    """Why a UDP port has no socket: for Geneve, whether the device the kernel binds it
+    for is there at all."""
+    if target.condition is not Condition.GENEVE:
+        return "no bound UDP socket"
+    device = TUNNEL_DEVICES["geneve"]
+    if device in here.devices:
+        return f"{device} exists but nothing is bound to {target.port}/udp (is it down?)"
+    return (
+        f"no bound UDP socket and no {device} device: OVS makes it with the first tunnel to "
+        "another node (checks.ports.tunnel: none on a node with no peers)"
+    )
 
 
 def sweep(endpoints: list[tuple[str, int]], limit_seconds: float, concurrency: int) -> list[Probe]:
@@ -377,15 +398,14 @@ class PortsCheck(BlockingCheck[PortsSettings]):
 
     @classmethod
     def detail(cls, requirement: Req, output: CheckOutput, outcome: Outcome) -> str:
+        """The required ports that are down, each with why (its note)."""
         expected = {s.labels for s in samples_of(output, PORT_EXPECTED) if s.value == 1}
         down = [
-            f"{c} {p}/{proto}"
-            for s in samples_of(output, PORT_UP)
-            if s.value == 0 and s.labels in expected
-            for c, p, proto in [s.labels]
+            s.labels for s in samples_of(output, PORT_UP) if s.value == 0 and s.labels in expected
         ]
         if down:
-            return f"{len(down)} required port(s) down: {', '.join(down)}"
+            why = output.notes_about(requirement) or [f"{c} {p}/{proto}" for c, p, proto in down]
+            return f"{len(down)} required port(s) down: {'; '.join(why)}"
         return f"all {len(expected)} required ports up"
 
     def __init__(self, config: Config, paths: Paths) -> None:
@@ -408,9 +428,8 @@ class PortsCheck(BlockingCheck[PortsSettings]):
         here = situation(settings, self.config.role, found, self._devices())
         expected = [t for t in self.all_targets if here.holds(t.condition)]
         probed = expected[: settings.max_items]
-        family = socket.AF_INET6 if ":" in node.address else socket.AF_INET
         endpoints = [
-            (LOOPBACK[family] if t.scope is Scope.LOOPBACK else node.address, t.port)
+            (LOOPBACK if t.scope is Scope.LOOPBACK else node.address, t.port)
             for t in probed
             if t.protocol == "tcp"
         ]
@@ -419,7 +438,8 @@ class PortsCheck(BlockingCheck[PortsSettings]):
         for target in probed:
             if target.protocol == "udp":
                 bound = target.port in found.ports("udp")
-                results.append(Probe(bound, None, None if bound else "no bound UDP socket"))
+                reason = None if bound else unbound_reason(target, here)
+                results.append(Probe(bound, None, reason))
             else:
                 results.append(next(swept))
         return node, found, here, expected, probed, results
@@ -461,15 +481,14 @@ class PortsCheck(BlockingCheck[PortsSettings]):
                 )
             if target.expectation is Expectation.REQUIRED and not up:
                 all_required_up = False
-                where = "127.0.0.1" if target.scope is Scope.LOOPBACK else node.address
+                where = LOOPBACK if target.scope is Scope.LOOPBACK else node.address
                 out.note(
                     f"{target.component} {target.port}/{target.protocol} is down on "
                     f"{where}: {misplaced or result.reason}",
                     Req.PORTS,
                 )
-        nodeport = next(p for p in PORTS if not p.probe)
         for protocol in ("tcp", "udp"):
-            count = sum(1 for port in found.ports(protocol) if port in nodeport.ports)
+            count = sum(1 for port in found.ports(protocol) if port in NODEPORT.ports)
             out.add(NODEPORT_SOCKETS, count, protocol=protocol)
         out.observe(Req.PORTS, all_required_up)
         return out.build()

@@ -16,7 +16,7 @@ from exporter.checks.compute import parse_meminfo, parse_stat_cpu
 from exporter.checks.cpuinfo import parse_cpuinfo
 from exporter.checks.disk import parse_diskstats
 from exporter.checks.network import _speed_from_text
-from exporter.checks.ovn import count_samples
+from exporter.checks.promtext import count_samples
 from exporter.config import from_mapping
 from exporter.fsread import read_text
 from exporter.model import CheckError
