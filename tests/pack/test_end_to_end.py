@@ -60,10 +60,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             alertmanager(tmp, hook) as am,
             prometheus(tmp, f"127.0.0.1:{exporter.port}", am) as prom,
         ):
+            # five scrapes, and the recording rules the panels read have run on them
+            ready = (
+                'count_over_time(kubev_node_info{job="kubev-node-exporter"}[1m]) >= 5',
+                "kubev:disk_write_latency_seconds:rate5m",
+            )
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not query(
-                prom, 'count_over_time(kubev_node_info{job="kubev-node-exporter"}[1m]) >= 5'
-            ):
+            while time.monotonic() < deadline and not all(query(prom, q) for q in ready):
                 time.sleep(0.5)
             yield Stack(tree, exporter, prom, hook)
     finally:
@@ -76,10 +79,13 @@ def clustered(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     (no Alertmanager: the alerts test counts notifications)."""
     tmp = tmp_path_factory.mktemp("clustered")
     with prometheus(tmp, f"127.0.0.1:{stack.exporter.port}", None, {"cluster": "east"}) as prom:
+        # five scrapes, and the recording rules the panels read have run on them
+        ready = (
+            'count_over_time(kubev_node_info{cluster="east"}[1m]) >= 5',
+            'kubev:disk_write_latency_seconds:rate5m{cluster="east"}',
+        )
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not query(
-            prom, 'count_over_time(kubev:requirement_unmet:sum{cluster="east"}[1m]) >= 5'
-        ):
+        while time.monotonic() < deadline and not all(query(prom, q) for q in ready):
             time.sleep(0.5)
         yield prom
 
