@@ -1,12 +1,16 @@
-"""Building blocks shared by the dashboards: variables, layout, panel helpers.
+"""Building blocks shared by the dashboards: variables, layout, panel helpers, links.
 
-Thresholds come from exporter/spec.py; queries use $job and $node so one dashboard serves
-every cluster.
+Thresholds come from exporter/spec.py; queries select with SEL ($cluster, $job, $node) so
+one dashboard serves every cluster. The cluster variable follows node-mixin's
+showMultiCluster: always there, hidden by default, "All" meaning `.*`, which also matches
+series without a cluster label (a Prometheus that scrapes one cluster). The mixin
+(mixin/, tools/mixin.py) shows it and renames the label from its _config.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from grafanalib.core import (
     Dashboard,
@@ -19,9 +23,24 @@ from grafanalib.core import (
     Threshold,
 )
 
+from alerts.catalog import ALERTS
+from exporter.config import DEFAULT_RUNBOOK_URL
+
 SCHEMA_VERSION = 39  # Grafana 10.4 / 11
 DATASOURCE = "${datasource}"
+DATASOURCE_NAME = "Prometheus"
 GREEN, YELLOW, RED = "green", "yellow", "red"
+#: every title starts with it (the mixin's dashboardNamePrefix replaces it)
+TITLE_PREFIX = "Kube-V node readiness: "
+TAGS = ["kubev", "kubevirt", "kubev-node-exporter"]
+#: the label that names a series' cluster on a Prometheus that holds several
+CLUSTER_LABEL = "cluster"
+#: Grafana's "hide" of a variable: 0 shows label and value, 2 hides it
+SHOWN, HIDDEN = 0, 2
+#: the series selector of every query
+SEL = f'{CLUSTER_LABEL}=~"$cluster", job=~"$job", instance=~"$node"'
+#: the node dashboard's uid: links to it (from the fleet) use the uid, not the title
+NODE_UID = "kubev-node"
 
 
 def variables(node_multi: bool) -> Templating:
@@ -32,13 +51,25 @@ def variables(node_multi: bool) -> Templating:
                 label="Data source",
                 type="datasource",
                 query="prometheus",
-                default="Prometheus",
+                default=DATASOURCE_NAME,
+            ),
+            Template(
+                name="cluster",
+                label="Cluster",
+                dataSource=DATASOURCE,
+                query=f"label_values(kubev_node_info, {CLUSTER_LABEL})",
+                includeAll=True,
+                allValue=".*",
+                default="$__all",
+                hide=HIDDEN,
+                refresh=2,
+                sort=1,
             ),
             Template(
                 name="job",
                 label="Job",
                 dataSource=DATASOURCE,
-                query="label_values(kubev_node_info, job)",
+                query=f'label_values(kubev_node_info{{{CLUSTER_LABEL}=~"$cluster"}}, job)',
                 default="kubev-node-exporter",
                 refresh=2,
                 sort=1,
@@ -47,7 +78,8 @@ def variables(node_multi: bool) -> Templating:
                 name="node",
                 label="Node",
                 dataSource=DATASOURCE,
-                query='label_values(kubev_node_info{job=~"$job"}, instance)',
+                query=f'label_values(kubev_node_info{{{CLUSTER_LABEL}=~"$cluster", job=~"$job"}}, '
+                "instance)",
                 includeAll=node_multi,
                 multi=node_multi,
                 refresh=2,
@@ -56,6 +88,36 @@ def variables(node_multi: bool) -> Templating:
             ),
         ]
     )
+
+
+def runbook_url(alert: str) -> str:
+    """The runbook of an alert of the catalog, where the rules' runbook_url points."""
+    if alert not in {a.name for a in ALERTS}:
+        raise ValueError(f"no alert {alert!r} in alerts/catalog/: its runbook does not exist")
+    return DEFAULT_RUNBOOK_URL.format(alert=alert)
+
+
+def runbook_links(*alerts: str) -> list[dict[str, Any]]:
+    """Panel links to the runbooks of the alerts behind a panel."""
+    return [
+        {"title": f"Runbook: {alert}", "url": runbook_url(alert), "targetBlank": True}
+        for alert in alerts
+    ]
+
+
+def node_link(node: str) -> dict[str, Any]:
+    """A data link to the node dashboard for one node (`node` is a Grafana data-link
+    variable such as ${__value.raw}), keeping the data source, cluster, job and time range."""
+    query = "&".join(
+        (
+            f"var-node={node}",
+            "${datasource:queryparam}",
+            "${cluster:queryparam}",
+            "${job:queryparam}",
+            "${__url_time_range}",
+        )
+    )
+    return {"title": f"Node detail: {node}", "url": f"/d/{NODE_UID}?{query}"}
 
 
 def target(
@@ -79,7 +141,7 @@ def steps(*pairs: tuple[str, float | None]) -> list[Threshold]:
     ]
 
 
-def yes_no(title: str, expr: str, good: int = 1) -> Stat:
+def yes_no(title: str, expr: str, good: int = 1, alerts: Sequence[str] = ()) -> Stat:
     mappings = [
         {
             "type": "value",
@@ -97,18 +159,20 @@ def yes_no(title: str, expr: str, good: int = 1) -> Stat:
         colorMode="background",
         graphMode="none",
         reduceCalc="lastNotNull",
+        links=runbook_links(*alerts),
     )
 
 
 def dashboard(
     title: str, uid: str, description: str, refresh: str, node_multi: bool, panels: Sequence[Panel]
 ) -> Dashboard:
-    """The frame every dashboard shares: tags, time zone, schema, variables, panel ids."""
+    """The frame every dashboard shares: title prefix, tags, time zone, schema, variables,
+    panel ids."""
     return Dashboard(
-        title=title,
+        title=TITLE_PREFIX + title,
         uid=uid,
         description=description,
-        tags=["kubev", "kubevirt", "kubev-node-exporter"],
+        tags=list(TAGS),
         timezone="browser",
         refresh=refresh,
         schemaVersion=SCHEMA_VERSION,

@@ -1,6 +1,12 @@
-"""Fleet readiness: every node against every requirement, at a glance."""
+"""Fleet readiness: every node against every requirement, at a glance.
+
+A node's name links to the node dashboard; a requirement's column, and the panels that
+count failures, link to the runbook of the alert behind them.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from grafanalib.core import Dashboard, Stat, StateTimeline, Table
 
@@ -8,15 +14,35 @@ from dashboards.common import (
     DATASOURCE,
     GREEN,
     RED,
+    SEL,
     Layout,
+    node_link,
+    runbook_links,
     steps,
     target,
 )
 from dashboards.common import (
     dashboard as common_dashboard,
 )
+from exporter.checks import ROWS
 
-SEL = 'job=~"$job", instance=~"$node"'
+
+def matrix_row_field(column_field: str) -> str:
+    r"""The name of a groupingToMatrix table's first column (the row field's): Grafana joins
+    the row and column fields with a backslash, `instance\requirement` (grafana/grafana,
+    packages/grafana-data/src/transformations/transformers/groupingToMatrix.ts, where
+    `rowColumnField` is built)."""
+    return f"instance\\{column_field}"
+
+
+def node_column(column_field: str) -> dict[str, Any]:
+    """The node column of a matrix links each node to its node dashboard."""
+    return {
+        "matcher": {"id": "byName", "options": matrix_row_field(column_field)},
+        "properties": [{"id": "links", "value": [node_link("${__value.raw}")]}],
+    }
+
+
 MET_MAPPING = [
     {
         "type": "value",
@@ -28,10 +54,13 @@ MET_MAPPING = [
 ]
 
 
-def count_stat(title: str, expr: str, bad_from: float, description: str) -> Stat:
+def count_stat(
+    title: str, expr: str, bad_from: float, description: str, alerts: tuple[str, ...] = ()
+) -> Stat:
     return Stat(
         title=title,
         description=description,
+        links=runbook_links(*alerts),
         dataSource=DATASOURCE,
         targets=[target(expr, instant=True)],
         colorMode="background",
@@ -41,12 +70,21 @@ def count_stat(title: str, expr: str, bad_from: float, description: str) -> Stat
     )
 
 
+def requirement_runbook(requirement: str, alert: str) -> dict[str, Any]:
+    """A requirement's column links each cell to the runbook of the requirement's alert."""
+    return {
+        "matcher": {"id": "byName", "options": requirement},
+        "properties": [{"id": "links", "value": runbook_links(alert)}],
+    }
+
+
 def matrix(level: str) -> Table:
     """Nodes as rows, requirements as columns, met / NOT MET in each cell."""
     return Table(
         title=f"Requirements at the {level} level, per node",
         description=f"kubev_requirement_met at the {level} level of each node's profile. "
-        "An empty cell: the exporter cannot tell (a check failed or the value is unknown).",
+        "An empty cell: the exporter cannot tell (a check failed or the value is unknown). "
+        "A node's name opens its node dashboard; a cell, the runbook of the requirement.",
         dataSource=DATASOURCE,
         targets=[
             target(f'kubev_requirement_met{{{SEL}, level="{level}"}}', instant=True, fmt="table")
@@ -62,7 +100,10 @@ def matrix(level: str) -> Table:
             }
         ],
         mappings=MET_MAPPING,
-        overrides=[],
+        overrides=[
+            node_column("requirement"),
+            *(requirement_runbook(req.value, row.alert) for req, row in ROWS.items()),
+        ],
         extraJson={
             "fieldConfig": {
                 "defaults": {
@@ -83,17 +124,19 @@ def dashboard() -> Dashboard:
                 1e9,
                 "Exporters Prometheus scrapes right now.",
             ),
+            # per scraped target ("without requirement" keeps cluster, job and instance):
+            # two clusters' nodes that share an instance name count as two
             count_stat(
                 "Nodes failing a minimum",
-                f'count(sum by (instance) (1 - kubev_requirement_met{{{SEL}, level="minimum"}})'
-                " > 0) or vector(0)",
+                "count(sum without (requirement) "
+                f'(1 - kubev_requirement_met{{{SEL}, level="minimum"}}) > 0) or vector(0)',
                 1,
                 "Nodes where at least one minimum requirement is not met (critical).",
             ),
             count_stat(
                 "Nodes below a recommendation",
-                f"count(sum by (instance) (1 - kubev_requirement_met{{{SEL}, "
-                'level="recommended"}) > 0) or vector(0)',
+                "count(sum without (requirement) "
+                f'(1 - kubev_requirement_met{{{SEL}, level="recommended"}}) > 0) or vector(0)',
                 1,
                 "Nodes where at least one recommendation is not met (warning).",
             ),
@@ -102,12 +145,14 @@ def dashboard() -> Dashboard:
                 f"count(kubev_check_success{{{SEL}}} == 0) or vector(0)",
                 1,
                 "Checks that could not run: their requirements are unknown.",
+                ("KubevCheckFailing",),
             ),
             count_stat(
                 "Exporters down",
                 f"count(up{{{SEL}}} == 0) or vector(0)",
                 1,
                 "Targets Prometheus cannot scrape.",
+                ("KubevExporterDown",),
             ),
         ],
         h=4,
@@ -127,6 +172,9 @@ def dashboard() -> Dashboard:
             mappings=MET_MAPPING,
             showValue="never",
             mergeValues=True,
+            extraJson={
+                "fieldConfig": {"defaults": {"links": [node_link("${__field.labels.instance}")]}}
+            },
         ),
         24,
         8,
@@ -134,7 +182,10 @@ def dashboard() -> Dashboard:
     layout.add(
         Table(
             title="Exporter health",
+            description="kubev_check_success of each check on each node. A node's name opens "
+            "its node dashboard.",
             dataSource=DATASOURCE,
+            links=runbook_links("KubevCheckFailing"),
             targets=[target(f"kubev_check_success{{{SEL}}}", instant=True, fmt="table")],
             transformations=[
                 {
@@ -155,6 +206,7 @@ def dashboard() -> Dashboard:
                     },
                 }
             ],
+            overrides=[node_column("check")],
             extraJson={
                 "fieldConfig": {
                     "defaults": {
@@ -167,7 +219,7 @@ def dashboard() -> Dashboard:
         7,
     )
     return common_dashboard(
-        "Kube-V node readiness: fleet",
+        "fleet",
         "kubev-fleet",
         "Does every node still meet the Kube-V requirements? (kubev-node-exporter)",
         refresh="1m",

@@ -1,15 +1,23 @@
-"""Node detail: KVM, CPU and memory headroom, disks and fsync, NICs, ports, OVN, DNS."""
+"""Node detail: KVM, CPU and memory headroom, disks and fsync, NICs, ports, OVN, DNS.
+
+A panel that shows what an alert judges links to that alert's runbook."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from grafanalib.core import Dashboard, RowPanel, Stat, StateTimeline, Table, TimeSeries
 
+from alerts.catalog import RECORDING_RULES
 from dashboards.common import (
     DATASOURCE,
     GREEN,
+    NODE_UID,
     RED,
+    SEL,
     YELLOW,
     Layout,
+    runbook_links,
     steps,
     target,
     yes_no,
@@ -28,7 +36,6 @@ from exporter.spec import (
     MIN_POD_MTU_BYTES,
 )
 
-SEL = 'job=~"$job", instance=~"$node"'
 UP_MAPPING = [
     {
         "type": "value",
@@ -44,6 +51,7 @@ def series(
     unit: str,
     thresholds: list | None = None,
     description: str = "",
+    alerts: Sequence[str] = (),
 ) -> TimeSeries:
     extra = {}
     if thresholds:
@@ -55,13 +63,15 @@ def series(
         targets=[target(expr, legend)],
         unit=unit,
         thresholds=thresholds or steps((GREEN, None)),
+        links=runbook_links(*alerts),
         extraJson=extra,
     )
 
 
-def headroom(title: str, expr: str, unit: str) -> Stat:
+def headroom(title: str, expr: str, unit: str, alert: str) -> Stat:
     return Stat(
         title=title,
+        links=runbook_links(alert),
         dataSource=DATASOURCE,
         targets=[target(expr, instant=True)],
         format=unit,
@@ -73,13 +83,36 @@ def headroom(title: str, expr: str, unit: str) -> Stat:
     )
 
 
+def disk_latency(op: str) -> TimeSeries:
+    """Mean time per read or write of each disk, as KubevDiskLatencyHigh judges it: the
+    recording rule over the same 5 minutes, with the alert's threshold as a line."""
+    record = f"kubev:disk_{op}_latency_seconds:rate5m"
+    if record not in {rule.record for rule in RECORDING_RULES}:
+        raise ValueError(f"{record} is not a recording rule of alerts/catalog/recording.py")
+    return series(
+        f"Disk {op} latency (mean per I/O, 5m)",
+        f"{record}{{{SEL}}}",
+        "{{device}}",
+        "s",
+        steps((GREEN, None), (YELLOW, DISK_IO_LATENCY_WARNING_SECONDS)),
+        f"The recording rule {record} (alerts/kubev-node-exporter.rules.yml: load the rules "
+        "with the dashboards). KubevDiskLatencyHigh warns above "
+        f"{DISK_IO_LATENCY_WARNING_SECONDS * 1000:g} ms.",
+        alerts=("KubevDiskLatencyHigh",),
+    )
+
+
 def dashboard() -> Dashboard:
     layout = Layout()
     layout.add(RowPanel(title="KVM and CPU"), 24, 1)
     layout.row(
         [
-            yes_no("KVM usable", f"kubev_kvm_usable{{{SEL}}}"),
-            yes_no("VT-x / AMD-V flag", f"kubev_cpu_virtualization_extensions_present{{{SEL}}}"),
+            yes_no("KVM usable", f"kubev_kvm_usable{{{SEL}}}", alerts=("KubevKVMUnusable",)),
+            yes_no(
+                "VT-x / AMD-V flag",
+                f"kubev_cpu_virtualization_extensions_present{{{SEL}}}",
+                alerts=("KubevVirtualizationExtensionsMissing",),
+            ),
             yes_no("Nested KVM", f"kubev_kvm_nested_enabled{{{SEL}}}"),
             yes_no("Host is a VM", f"kubev_host_is_virtual_machine{{{SEL}}}", good=0),
         ],
@@ -91,9 +124,13 @@ def dashboard() -> Dashboard:
                 "CPU headroom (cores)",
                 f'kubev_cpu_headroom_cores{{{SEL}, level="minimum"}}',
                 "none",
+                "KubevCPUCoresInsufficient",
             ),
             headroom(
-                "Memory headroom", f'kubev_memory_headroom_bytes{{{SEL}, level="minimum"}}', "bytes"
+                "Memory headroom",
+                f'kubev_memory_headroom_bytes{{{SEL}, level="minimum"}}',
+                "bytes",
+                "KubevMemoryInsufficient",
             ),
             Stat(
                 title="Logical cores",
@@ -115,6 +152,7 @@ def dashboard() -> Dashboard:
                 "percentunit",
                 steps((RED, None), (GREEN, MEMORY_AVAILABLE_MIN_RATIO)),
                 f"Warning below {MEMORY_AVAILABLE_MIN_RATIO:.0%}.",
+                alerts=("KubevMemoryAvailableLow",),
             ),
         ],
         h=7,
@@ -122,14 +160,8 @@ def dashboard() -> Dashboard:
     layout.add(RowPanel(title="Storage"), 24, 1)
     layout.row(
         [
-            series(
-                "Disk latency (mean per I/O, 5m)",
-                f"rate(kubev_disk_read_time_seconds_total{{{SEL}}}[$__rate_interval]) / "
-                f"rate(kubev_disk_reads_completed_total{{{SEL}}}[$__rate_interval])",
-                "{{device}} read",
-                "s",
-                steps((GREEN, None), (YELLOW, DISK_IO_LATENCY_WARNING_SECONDS)),
-            ),
+            disk_latency("read"),
+            disk_latency("write"),
             series(
                 "fsync probe p99",
                 "histogram_quantile(0.99, sum by (path, le) "
@@ -139,6 +171,7 @@ def dashboard() -> Dashboard:
                 steps(
                     (GREEN, None), (YELLOW, FSYNC_RECOMMENDED_SECONDS), (RED, FSYNC_MINIMUM_SECONDS)
                 ),
+                alerts=("KubevStorageFsyncSlow",),
             ),
         ],
         h=7,
@@ -147,6 +180,7 @@ def dashboard() -> Dashboard:
         Table(
             title="Disks",
             dataSource=DATASOURCE,
+            links=runbook_links("KubevStorageNotSolidState"),
             targets=[target(f"kubev_disk_info{{{SEL}}}", instant=True, fmt="table")],
             transformations=[
                 {
@@ -167,7 +201,11 @@ def dashboard() -> Dashboard:
     )
     layout.add(
         series(
-            "Filesystem available", f"kubev_filesystem_avail_bytes{{{SEL}}}", "{{path}}", "bytes"
+            "Filesystem available",
+            f"kubev_filesystem_avail_bytes{{{SEL}}}",
+            "{{path}}",
+            "bytes",
+            alerts=("KubevFilesystemFillingUp",),
         ),
         12,
         6,
@@ -178,6 +216,9 @@ def dashboard() -> Dashboard:
             Table(
                 title="Links",
                 dataSource=DATASOURCE,
+                links=runbook_links(
+                    "KubevNICSpeedInsufficient", "KubevNetworkLinkDown", "KubevNetworkMTUTooSmall"
+                ),
                 targets=[
                     target(
                         f"kubev_network_speed_bytes{{{SEL}}}", instant=True, fmt="table", ref="A"
@@ -243,6 +284,7 @@ def dashboard() -> Dashboard:
                 f"increase(kubev_network_carrier_changes_total{{{SEL}}}[15m])",
                 "{{interface}}",
                 "none",
+                alerts=("KubevNetworkLinkFlapping",),
             ),
         ],
         h=7,
@@ -252,6 +294,7 @@ def dashboard() -> Dashboard:
         StateTimeline(
             title="Ports (required ones)",
             dataSource=DATASOURCE,
+            links=runbook_links("KubevPortDown", "KubevGeneveNotBound"),
             targets=[
                 target(
                     f"kubev_port_up{{{SEL}}} and on(instance, component, port, protocol) "
@@ -271,6 +314,7 @@ def dashboard() -> Dashboard:
             StateTimeline(
                 title="OVN metrics endpoints",
                 dataSource=DATASOURCE,
+                links=runbook_links("KubevOVNEndpointDown"),
                 targets=[target(f"kubev_ovn_endpoint_up{{{SEL}}}", "{{component}} :{{port}}")],
                 mappings=UP_MAPPING,
                 showValue="never",
@@ -282,6 +326,7 @@ def dashboard() -> Dashboard:
                 "{{name}}",
                 "s",
                 steps((GREEN, None), (YELLOW, DNS_SLOW_SECONDS)),
+                alerts=("KubevDNSResolutionFailing", "KubevDNSResolutionSlow"),
             ),
         ],
         h=6,
@@ -293,6 +338,7 @@ def dashboard() -> Dashboard:
             StateTimeline(
                 title="Check success",
                 dataSource=DATASOURCE,
+                links=runbook_links("KubevCheckFailing"),
                 targets=[target(f"kubev_check_success{{{SEL}}}", "{{check}}")],
                 mappings=[
                     {
@@ -310,8 +356,8 @@ def dashboard() -> Dashboard:
         h=6,
     )
     return common_dashboard(
-        "Kube-V node readiness: node detail",
-        "kubev-node",
+        "node detail",
+        NODE_UID,
         "One node against the Kube-V requirements (kubev-node-exporter)",
         refresh="30s",
         node_multi=False,

@@ -3,7 +3,8 @@
     python -m tools.generate write    # make generate
     python -m tools.generate check    # make check-generated: exit 1 naming stale files
 
-Order matters: the deploy manifests embed the rule file and the dashboards.
+Order matters: the deploy manifests embed the rule file and the dashboards; the mixin
+copies the dashboards.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from alerts import generate as alerts
 from dashboards import generate as dashboards
 from deploy import generate as deploy
 from tests.fixtures import build as fixtures
-from tools import docs
+from tools import docs, mixin
 
 GENERATORS: tuple[tuple[str, Callable[[list[str]], int]], ...] = (
     ("docs", docs.main),
@@ -23,6 +24,7 @@ GENERATORS: tuple[tuple[str, Callable[[list[str]], int]], ...] = (
     ("alerts", alerts.main),
     ("dashboards", dashboards.main),
     ("deploy", deploy.main),
+    ("mixin", mixin.main),
 )
 
 

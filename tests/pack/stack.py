@@ -117,17 +117,26 @@ def alertmanager(tmp: Path, hook: Webhook) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def prometheus(tmp: Path, exporter: str, alertmanager_url: str) -> Iterator[str]:
-    """Scrapes the exporter (job kubev-node-exporter) every second with the generated rules."""
-    am = urllib.parse.urlsplit(alertmanager_url).netloc
-    config = {
+def prometheus(
+    tmp: Path,
+    exporter: str,
+    alertmanager_url: str | None,
+    target_labels: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Scrapes the exporter (job kubev-node-exporter) every second with the generated rules;
+    sends alerts to the Alertmanager if one is given; `target_labels` are added to every
+    series scraped (as a multi-cluster setup adds `cluster`)."""
+    target: dict[str, object] = {"targets": [exporter]}
+    if target_labels:
+        target["labels"] = target_labels
+    config: dict[str, object] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am]}]}]},
-        "scrape_configs": [
-            {"job_name": "kubev-node-exporter", "static_configs": [{"targets": [exporter]}]}
-        ],
+        "scrape_configs": [{"job_name": "kubev-node-exporter", "static_configs": [target]}],
     }
+    if alertmanager_url:
+        am = urllib.parse.urlsplit(alertmanager_url).netloc
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [am]}]}]}
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()

@@ -1,7 +1,9 @@
 """The observability pack end to end: the real exporter on a fixture node that breaks a
 minimum, a real Prometheus with the generated rules, a real Alertmanager with the example
-routing, a webhook receiver; every dashboard query against that Prometheus; a screenshot
-of Prometheus's alerts page in headless Chromium (kept in test-artifacts/, not committed).
+routing, a webhook receiver; every dashboard query and variable against that Prometheus,
+and against a second one that labels every series with a cluster, as a multi-cluster setup
+does; a screenshot of Prometheus's alerts page in headless Chromium (kept in
+test-artifacts/, not committed).
 """
 
 from __future__ import annotations
@@ -58,14 +60,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             alertmanager(tmp, hook) as am,
             prometheus(tmp, f"127.0.0.1:{exporter.port}", am) as prom,
         ):
+            # five scrapes, and the recording rules the panels read have run on them
+            ready = (
+                'count_over_time(kubev_node_info{job="kubev-node-exporter"}[1m]) >= 5',
+                "kubev:disk_write_latency_seconds:rate5m",
+            )
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not query(
-                prom, 'count_over_time(kubev_node_info{job="kubev-node-exporter"}[1m]) >= 5'
-            ):
+            while time.monotonic() < deadline and not all(query(prom, q) for q in ready):
                 time.sleep(0.5)
             yield Stack(tree, exporter, prom, hook)
     finally:
         exporter.stop()
+
+
+@pytest.fixture(scope="module")
+def clustered(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second Prometheus scraping the same exporter with `cluster="east"` on every series
+    (no Alertmanager: the alerts test counts notifications)."""
+    tmp = tmp_path_factory.mktemp("clustered")
+    with prometheus(tmp, f"127.0.0.1:{stack.exporter.port}", None, {"cluster": "east"}) as prom:
+        # five scrapes, and the recording rules the panels read have run on them
+        ready = (
+            'count_over_time(kubev_node_info{cluster="east"}[1m]) >= 5',
+            'kubev:disk_write_latency_seconds:rate5m{cluster="east"}',
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(query(prom, q) for q in ready):
+            time.sleep(0.5)
+        yield prom
 
 
 def panel_queries() -> list[tuple[str, str, str]]:
@@ -77,16 +99,39 @@ def panel_queries() -> list[tuple[str, str, str]]:
     return found
 
 
-def concrete(expr: str) -> str:
+def variable_queries() -> list[tuple[str, str, str, str]]:
+    """(dashboard, variable, series selector, label) of every label_values() variable."""
+    found = []
+    for path, text in dashboard_outputs().items():
+        for variable in json.loads(text)["templating"]["list"]:
+            if variable["type"] != "query":
+                continue
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"])
+            assert match, (path.name, variable["query"])
+            found.append((path.name, variable["name"], match[1], match[2]))
+    return found
+
+
+def concrete(expr: str, cluster: str = ".*") -> str:
+    """A panel's query as Grafana sends it: every node, the default job, the cluster picked
+    (".*" is the variable's All)."""
     return (
-        expr.replace("$job", "kubev-node-exporter")
+        expr.replace("$cluster", cluster)
+        .replace("$job", "kubev-node-exporter")
         .replace("$node", ".+")
         .replace("$__rate_interval", "1m")
     )
 
 
+def label_values(prometheus_url: str, selector: str, label: str, cluster: str) -> set[str]:
+    """What Grafana's label_values(selector, label) lists."""
+    series = query(prometheus_url, concrete(selector, cluster))
+    return {s["metric"][label] for s in series if label in s["metric"]}
+
+
 @needs_root
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
+    """On a Prometheus without a cluster label, with the hidden Cluster variable at All."""
     queries = panel_queries()
     assert len(queries) > 20
     empty = [
@@ -97,6 +142,41 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     assert not empty, f"panels whose query returns nothing: {empty}"
 
 
+@needs_root
+def test_every_variable_lists_values_and_cluster_stays_all_without_the_label(
+    stack: Stack,
+) -> None:
+    variables = variable_queries()
+    assert {name for _, name, _, _ in variables} == {"cluster", "job", "node"}
+    for dashboard, name, selector, label in variables:
+        values = label_values(stack.prometheus, selector, label, ".*")
+        if name == "cluster":
+            # no series has the label: the variable has no value but All (.*)
+            assert values == set(), (dashboard, values)
+        else:
+            assert values, (dashboard, name, selector)
+    assert label_values(stack.prometheus, "kubev_node_info", "job", ".*") == {"kubev-node-exporter"}
+
+
+@needs_root
+def test_the_cluster_variable_lists_clusters_and_every_query_filters_by_it(
+    clustered: str,
+) -> None:
+    for dashboard, name, selector, label in variable_queries():
+        values = label_values(clustered, selector, label, "east")
+        if name == "cluster":
+            assert values == {"east"}, dashboard
+        else:
+            assert values, (dashboard, name)
+    queries = panel_queries()
+    empty = [(d, t, e) for d, t, e in queries if not query(clustered, concrete(e, "east"))]
+    assert not empty, f"panels with no data for cluster east: {empty}"
+    # another cluster: nothing, but the zero a count falls back to (`or vector(0)`)
+    for d, title, expr in queries:
+        for sample in query(clustered, concrete(expr, "west")):
+            assert sample["metric"] == {} and sample["value"][1] == "0", (d, title, sample)
+
+
 def test_dashboards_are_current_grafana() -> None:
     assert dashboard_outputs() == dashboard_outputs()  # deterministic
     for path, text in dashboard_outputs().items():
@@ -104,7 +184,12 @@ def test_dashboards_are_current_grafana() -> None:
         assert data["schemaVersion"] >= 36, path
         types = {p["type"] for p in data["panels"]}
         assert not types & {"graph", "singlestat", "table-old"}, (path, types)
-        assert {v["name"] for v in data["templating"]["list"]} == {"datasource", "job", "node"}
+        assert [v["name"] for v in data["templating"]["list"]] == [
+            "datasource",
+            "cluster",
+            "job",
+            "node",
+        ]
 
 
 @needs_root

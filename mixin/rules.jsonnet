@@ -1,0 +1,2 @@
+// jsonnet -S rules.jsonnet > kubev_rules.yaml
+std.manifestYamlDoc((import 'mixin.libsonnet').prometheusRules)
