@@ -25,6 +25,7 @@ from dashboards.common import (
 from dashboards.common import (
     dashboard as common_dashboard,
 )
+from exporter.checks import ROWS
 from exporter.spec import (
     DISK_IO_LATENCY_WARNING_SECONDS,
     DNS_SLOW_SECONDS,
@@ -34,6 +35,7 @@ from exporter.spec import (
     MBPS,
     MEMORY_AVAILABLE_MIN_RATIO,
     MIN_POD_MTU_BYTES,
+    Req,
 )
 
 UP_MAPPING = [
@@ -156,6 +158,24 @@ def dashboard() -> Dashboard:
             ),
         ],
         h=7,
+    )
+    layout.add(RowPanel(title="VM devices and kernel"), 24, 1)
+    layout.row(
+        [
+            yes_no(
+                title,
+                f'kubev_requirement_met{{{SEL}, requirement="{req.value}", level="minimum"}}',
+                alerts=(ROWS[req].alert,),
+            )
+            for title, req in (
+                ("/dev/net/tun", Req.TUN),
+                ("/dev/vhost-net", Req.VHOST_NET),
+                ("x86-64-v2 CPU baseline", Req.CPU_BASELINE),
+                ("Kernel modules", Req.KERNEL_MODULES),
+                ("cgroup controllers", Req.CGROUP_CONTROLLERS),
+            )
+        ],
+        h=4,
     )
     layout.add(RowPanel(title="Storage"), 24, 1)
     layout.row(

@@ -48,6 +48,58 @@
             },
           },
           {
+            alert: 'KubevTunDeviceMissing',
+            expr: 'kubev_requirement_met{' + $._config.kubevSelector + ',requirement="tun",level="minimum"} == 0',
+            'for': '5m',
+            labels: {
+              severity: $._config.criticalSeverity,
+            },
+            annotations: {
+              summary: '/dev/net/tun is missing on the node',
+              description: '{{ $labels.instance }}: /dev/net/tun is missing or has no driver: VMs with a network interface cannot start here.',
+              runbook_url: $._config.runbookURLPattern % 'KubevTunDeviceMissing',
+            },
+          },
+          {
+            alert: 'KubevVhostNetDeviceMissing',
+            expr: 'kubev_requirement_met{' + $._config.kubevSelector + ',requirement="vhost_net",level="minimum"} == 0',
+            'for': '5m',
+            labels: {
+              severity: $._config.criticalSeverity,
+            },
+            annotations: {
+              summary: '/dev/vhost-net is missing on the node',
+              description: '{{ $labels.instance }}: /dev/vhost-net is missing or has no driver: VMs with a virtio NIC (the default model) cannot start here.',
+              runbook_url: $._config.runbookURLPattern % 'KubevVhostNetDeviceMissing',
+            },
+          },
+          {
+            alert: 'KubevKernelModuleMissing',
+            expr: 'kubev_requirement_met{' + $._config.kubevSelector + ',requirement="kernel_modules",level="minimum"} == 0',
+            'for': '5m',
+            labels: {
+              severity: $._config.criticalSeverity,
+            },
+            annotations: {
+              summary: 'A kernel module Kube-OVN needs is missing',
+              description: '{{ $labels.instance }}: openvswitch (or geneve, where Geneve tunnels are used) is neither loaded, built in nor installed.',
+              runbook_url: $._config.runbookURLPattern % 'KubevKernelModuleMissing',
+            },
+          },
+          {
+            alert: 'KubevCgroupControllerMissing',
+            expr: 'kubev_requirement_met{' + $._config.kubevSelector + ',requirement="cgroup_controllers",level="minimum"} == 0',
+            'for': '5m',
+            labels: {
+              severity: $._config.criticalSeverity,
+            },
+            annotations: {
+              summary: 'A cgroup controller kubelet and libvirt need is missing',
+              description: '{{ $labels.instance }}: one of the cgroup controllers cpu, cpuset, memory, devices is not available.',
+              runbook_url: $._config.runbookURLPattern % 'KubevCgroupControllerMissing',
+            },
+          },
+          {
             alert: 'KubevCPUCoresInsufficient',
             expr: 'kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="cpu_cores"} and on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="cpu_cores",level="minimum"} == 0)',
             'for': '1m',
@@ -110,6 +162,19 @@
               summary: 'Little memory left available on the node',
               description: '{{ $labels.instance }}: only {{ $value | humanizePercentage }} of memory is available (warning below 10%).',
               runbook_url: $._config.runbookURLPattern % 'KubevMemoryAvailableLow',
+            },
+          },
+          {
+            alert: 'KubevCPUBaselineMissing',
+            expr: 'kubev_requirement_met{' + $._config.kubevSelector + ',requirement="cpu_baseline",level="minimum"} == 0',
+            'for': '5m',
+            labels: {
+              severity: $._config.criticalSeverity,
+            },
+            annotations: {
+              summary: 'The CPU lacks the x86-64-v2 baseline',
+              description: '{{ $labels.instance }}: the CPU lacks x86-64-v2 flags (cx16, lahf_lm, popcnt, pni, ssse3, sse4_1, sse4_2): KubeVirt\'s virt-handler cannot start here.',
+              runbook_url: $._config.runbookURLPattern % 'KubevCPUBaselineMissing',
             },
           },
           {
