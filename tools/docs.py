@@ -20,7 +20,17 @@ from exporter.checks import CATALOG, CHECKS, OBSERVED_BY
 from exporter.config import Config
 from exporter.report.model import AREAS, SCHEMA_VERSION, threshold_text
 from exporter.settings import CheckSettings, declared
-from exporter.spec import MEMORY_SLACK, PORTS, PROFILES, Level, Profile, Req, Requirement, Role
+from exporter.spec import (
+    MEMORY_SLACK,
+    PORTS,
+    PROFILES,
+    SPEC_SAYS,
+    Level,
+    Profile,
+    Req,
+    Requirement,
+    Role,
+)
 from exporter.verdicts import Outcome
 from tools.generated import ROOT, sync
 
@@ -53,23 +63,53 @@ def metrics_md() -> str:
     return "".join(lines)
 
 
+def profile_reading() -> str:
+    """How the two profiles read the spec's numbers, from the thresholds themselves."""
+    testing, production = PROFILES[Profile.TESTING], PROFILES[Profile.PRODUCTION]
+
+    def at(reqs: Mapping[Req, Requirement], req: Req, level: Level) -> str:
+        return reqs[req].format(reqs[req].thresholds[level])
+
+    lo, hi = Level.MINIMUM, Level.RECOMMENDED
+    latency = testing[Req.DISK_LATENCY]
+    return (
+        "The spec's only hard numbers are the cores suggested for testing and recommended "
+        "for production, and the RAM floor and recommended range (see its sentences below). "
+        f"`testing` takes {at(testing, Req.CPU_CORES, lo)} and "
+        f"{at(testing, Req.MEMORY, lo)} as its minimums and {at(testing, Req.CPU_CORES, hi)} "
+        f"and {at(testing, Req.MEMORY, hi)} as its recommendations; `production` takes "
+        f"{at(production, Req.CPU_CORES, lo)} and {at(production, Req.MEMORY, lo)} as its "
+        f"minimums and {at(production, Req.CPU_CORES, hi)} and "
+        f"{at(production, Req.MEMORY, hi)} (the top of the range) as its recommendations, "
+        'and makes VT-x / AMD-V a minimum (the spec\'s "must have"). The spec gives no '
+        "latency figure: etcd's guidance (WAL fsync at the p99 under "
+        f"{latency.format(latency.thresholds[hi])}) is the recommendation and "
+        f"{latency.format(latency.thresholds[lo])} the minimum."
+    )
+
+
 def requirements_md() -> str:
     lines = [
         HEADER.format(src="exporter/spec.py and the checks"),
         "# Requirements and thresholds\n\n",
         "What the exporter judges a node by (`kubev_requirement_met{requirement,level}`). "
-        "Pick the profile with `--profile` or `profile:` in the config file.\n",
+        "Pick the profile with `--profile` or `profile:` in the config file. Each row "
+        "quotes the spec page's sentence (empty where the spec says nothing and the "
+        "requirement comes from what KubeVirt, Kube-OVN or kubeadm need: see why).\n\n",
+        f"{profile_reading()}\n",
     ]
     for profile, reqs in PROFILES.items():
         lines.append(
             f"\n## Profile `{profile.value}`\n\n"
-            "| requirement | check | minimum | recommended | why |\n|---|---|---|---|---|\n"
+            "| requirement | check | minimum | recommended | the spec page says | why |\n"
+            "|---|---|---|---|---|---|\n"
         )
         for req in reqs.values():
             lines.append(
                 f"| `{req.name.value}` | {OBSERVED_BY[req.name].name} | "
                 f"{threshold_text(req, Level.MINIMUM)} | "
-                f"{threshold_text(req, Level.RECOMMENDED)} | {req.rationale} |\n"
+                f"{threshold_text(req, Level.RECOMMENDED)} | "
+                f"{SPEC_SAYS[req.name] or '(nothing)'} | {req.rationale} |\n"
             )
     lines.append(
         "\nMemory is compared on MemTotal, which excludes what firmware and the kernel "
