@@ -30,6 +30,7 @@ class Req(StrEnum):
     PORTS = "ports"
     OVN_ENDPOINTS = "ovn_endpoints"
     DNS = "dns"
+    PEER_REACHABILITY = "peer_reachability"
 
 
 class Level(StrEnum):
@@ -213,6 +214,12 @@ def _requirements(
             "kube-ovn-cni (10665) serves metrics on every node; kube-ovn-controller (10660) and "
             "kube-ovn-monitor (10661) where they run. Serving means HTTP 200 and parseable "
             "Prometheus text.",
+        ),
+        _flag(
+            Req.PEER_REACHABILITY,
+            "Peers' ports reachable",
+            "Every node must reach the ports its peers serve to other nodes (the spec's Inbound "
+            "and Node-to-Node rows): no firewall between nodes may drop or reject them.",
         ),
         _flag(
             Req.DNS,

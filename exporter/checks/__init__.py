@@ -17,13 +17,23 @@ from exporter.checks.dns import DnsCheck
 from exporter.checks.kvm import KvmCheck
 from exporter.checks.network import NetworkCheck
 from exporter.checks.ovn import OvnCheck
+from exporter.checks.peers import PeersCheck
 from exporter.checks.ports import PortsCheck
 from exporter.metrics import EXPORTER, MetricDef
 from exporter.spec import Req
 
 CHECKS: dict[str, type[Check[Any]]] = {
     c.name: c
-    for c in (KvmCheck, ComputeCheck, DiskCheck, NetworkCheck, PortsCheck, OvnCheck, DnsCheck)
+    for c in (
+        KvmCheck,
+        ComputeCheck,
+        DiskCheck,
+        NetworkCheck,
+        PortsCheck,
+        OvnCheck,
+        DnsCheck,
+        PeersCheck,
+    )
 }
 
 #: every metric the exporter serves: its own, then each check's, in registry order
