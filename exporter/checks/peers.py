@@ -35,7 +35,6 @@ import socket
 import ssl
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,7 +82,7 @@ from exporter.settings import (
     setting,
     show_duration,
 )
-from exporter.spec import Req
+from exporter.spec import Req, Role
 from exporter.verdicts import Outcome
 from exporter.web import DEFAULT_PORT
 
@@ -367,6 +366,9 @@ class PeersCheck(Check[PeersSettings]):
         self.known: dict[str, Known] = {}
         self.last_dns: list[str] | None = None
         self.probes_total = 0
+        #: per peer: what it serves, its pairs, those where UDP silence is a drop
+        self._pairs_of: dict[str, tuple[tuple[Served, ...], list[Pair], list[Pair]]] = {}
+        self._role_serves: dict[tuple[Role | None, bool, bool], tuple[Served, ...]] = {}
         file = self.settings.file
         self.file = PeerFile(Path(file), self.settings.max_peers) if file else None
 
@@ -495,7 +497,9 @@ class PeersCheck(Check[PeersSettings]):
         settings = self.settings
         identity = settings.identity
         now = time.monotonic()
-        due = [p for p in peers if self.known.get(p.address, Known()).next_due <= now]
+        due = [
+            p for p in peers if p.address not in self.known or self.known[p.address].next_due <= now
+        ]
         due = due[: identity.per_cycle]
         if not due:
             return
@@ -537,37 +541,64 @@ class PeersCheck(Check[PeersSettings]):
 
     def _plan(
         self, peers: list[PeerSpec], known_peers: dict[str, Known], geneve: bool
-    ) -> tuple[list[Pair], dict[Pair, bool], dict[str, str]]:
-        """Every pair to reach, whether UDP silence there is a drop, and peer names."""
+    ) -> tuple[list[Pair], set[Pair], dict[str, str]]:
+        """Every pair to reach, the UDP pairs where silence is a drop, and peer names.
+        A peer's pairs are built again only when what it serves changes (thousands of
+        peers, every run)."""
         settings = self.settings
         pairs: list[Pair] = []
-        drop_if_silent: dict[Pair, bool] = {}
+        drops: set[Pair] = set()
         names: dict[str, str] = {}
-        fallback = every_node(geneve)
         for peer in peers:
             known = known_peers.get(peer.address)
-            serves: Sequence[Served]
+            serves: tuple[Served, ...]
             if known is not None and known.identity is not None:
                 serves = known.identity.serves
                 names[peer.address] = known.identity.node
-            elif peer.role is not None:
-                serves = role_serves(
+            else:
+                serves = self._by_role(peer, geneve)
+            cached = self._pairs_of.get(peer.address)
+            if cached is None or cached[0] is not serves:
+                built = [
+                    (Pair(peer.address, s.component, s.port, s.protocol), s)
+                    for s in serves
+                    if s.component not in settings.skip
+                ]
+                cached = (
+                    serves,
+                    [pair for pair, _ in built],
+                    [
+                        pair
+                        for pair, s in built
+                        if s.protocol == "udp" and (settings.preflight or s.listening is False)
+                    ],
+                )
+                self._pairs_of[peer.address] = cached
+            pairs.extend(cached[1])
+            drops.update(cached[2])
+        if len(self._pairs_of) > len(peers):
+            present = {peer.address for peer in peers}
+            for address in [a for a in self._pairs_of if a not in present]:
+                del self._pairs_of[address]
+        return pairs, drops, names
+
+    def _by_role(self, peer: PeerSpec, geneve: bool) -> tuple[Served, ...]:
+        """What a peer that told nothing serves: its configured role's ports, or what every
+        node serves (one tuple per kind, kept: the pair cache compares by identity)."""
+        key = (peer.role, peer.ovn_central, geneve)
+        found = self._role_serves.get(key)
+        if found is None:
+            if peer.role is None:
+                found = every_node(geneve)
+            else:
+                found = role_serves(
                     peer.role,
                     ovn_central=peer.ovn_central,
                     ovn_raft=peer.ovn_central,
                     geneve=geneve,
                 )
-            else:
-                serves = fallback
-            for served in serves:
-                if served.component in settings.skip:
-                    continue
-                pair = Pair(peer.address, served.component, served.port, served.protocol)
-                pairs.append(pair)
-                drop_if_silent[pair] = served.protocol == "udp" and (
-                    settings.preflight or served.listening is False
-                )
-        return pairs, drop_if_silent, names
+            self._role_serves[key] = found
+        return found
 
     async def run(self) -> CheckOutput:
         started = time.monotonic()
@@ -582,7 +613,8 @@ class PeersCheck(Check[PeersSettings]):
         peers = [peer for peer, _ in found]
         if asking:
             await self._identities(peers, local, out)
-        for address in [a for a in self.known if a not in {p.address for p in peers}]:
+        present = {peer.address for peer in peers}
+        for address in [a for a in self.known if a not in present]:
             del self.known[address]  # a peer that left
         known = dict(self.known)  # the thread reads a copy: the loop may change the original
         deadline = started + settings.timeout * PROBE_SHARE - settings.probe_timeout
@@ -603,9 +635,9 @@ class PeersCheck(Check[PeersSettings]):
         peers make four thousand pairs, work the event loop (and the scrapes) must not do."""
         settings = self.settings
         tunnel = self.config.settings(PortsSettings).tunnel
-        pairs, drop_if_silent, names = self._plan(peers, known, tunnel in ("auto", "geneve"))
+        pairs, drops, names = self._plan(peers, known, tunnel in ("auto", "geneve"))
         chosen = rotation.plan(pairs, settings.probes_per_cycle)
-        targets = [Target(p.peer, p.port, p.protocol, drop_if_silent[p]) for p in chosen]
+        targets = [Target(p.peer, p.port, p.protocol, p in drops) for p in chosen]
         results = self._probe(chosen, targets, deadline)
         lower_priority()  # the probes are timed; the rest is not
         now = time.monotonic()
