@@ -414,14 +414,25 @@ class PeersCheck(Check[PeersSettings]):
         """Probe, then ask the kernel about peers that answered nothing at all."""
         settings = self.settings
         results = probe_all(targets, settings.probe_timeout, settings.concurrency, deadline)
+        # a peer whose every probe went unanswered and counts as dropped (silence where
+        # Geneve listens is expected, and says nothing): is it there at all?
         answered = {p.peer for p, r in zip(pairs, results, strict=True) if r and not r.silent}
-        silent = {p.peer for p, r in zip(pairs, results, strict=True) if r and r.silent}
+        silent = {
+            p.peer
+            for p, r in zip(pairs, results, strict=True)
+            if r and r.silent and r.state is State.FILTERED
+        }
         try:
             off_link = silent_peers_off_link(silent - answered)
         except Exception:  # netlink refused: the silence stands as it is
             off_link = set()
         for i, (pair, result) in enumerate(zip(pairs, results, strict=True)):
-            if result is not None and result.silent and pair.peer in off_link:
+            if (
+                result is not None
+                and result.silent
+                and result.state is State.FILTERED
+                and pair.peer in off_link
+            ):
                 results[i] = Result(
                     State.UNREACHABLE,
                     "peer down: no answer, and none to ARP/NDP either (down or off the link)",

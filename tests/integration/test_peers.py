@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -279,52 +280,49 @@ def test_every_exporter_reports_exactly_the_blocked_pairs(tmp_path: Path) -> Non
     assert f"{c.nodes['w3'].address} (w3) kubelet 10250/tcp filtered: dropped" in logs["cp"]
 
 
-def check_peers(
-    c: Cluster, texts: tuple[str, ...] = ()
-) -> dict[str, tuple[int, dict[str, object], str]]:
-    """`check --peers` on every node at once: exit code, JSON report, and for the nodes in
-    `texts` the table report too."""
+def check_peers(c: Cluster) -> dict[str, tuple[int, dict[str, Any]]]:
+    """`check --peers --output json` on every node at once: exit code and report (its
+    rows carry the same detail and hint lines as the table)."""
     peers = ",".join(
         f"{n.address}={n.role}" + ("+ovn-central" if n.name == "cp" else "")
         for n in c.nodes.values()
     )
-    procs = {}
-    for name, node in c.nodes.items():
-        for output in ("json", "table") if name in texts else ("json",):
-            procs[(name, output)] = subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    node.ns,
-                    sys.executable,
-                    "-m",
-                    "exporter",
-                    "check",
-                    f"--peers={peers}",
-                    f"--role={node.role}",
-                    f"--output={output}",
-                    *only("peers"),
-                ],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env={**os.environ, "NODE_IP": node.address},
-            )
-    outs = {key: p.communicate(timeout=120) for key, p in procs.items()}
-    results = {}
-    for name in c.nodes:
-        code = procs[(name, "json")].returncode
-        text = ""
-        if name in texts:
-            assert procs[(name, "table")].returncode == code, outs[(name, "table")]
-            text = outs[(name, "table")][0]
-        results[name] = (code, json.loads(outs[(name, "json")][0]), text)
-    return results
+    procs = {
+        name: subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                node.ns,
+                sys.executable,
+                "-m",
+                "exporter",
+                "check",
+                f"--peers={peers}",
+                f"--role={node.role}",
+                "--output=json",
+                *only("peers"),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NODE_IP": node.address},
+        )
+        for name, node in c.nodes.items()
+    }
+    outs = {name: p.communicate(timeout=120) for name, p in procs.items()}
+    return {name: (procs[name].returncode, json.loads(outs[name][0])) for name in c.nodes}
 
 
-def blocked_in(report: dict[str, object]) -> set[tuple[str, str, str, str]]:
+def row(report: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        r for r in report["rows"] if r["requirement"] == "peer_reachability"
+    )
+    return found
+
+
+def blocked_in(report: dict[str, Any]) -> set[tuple[str, str, str, str]]:
     tables = report.get("tables", [])
     assert isinstance(tables, list)
     rows = next(t["rows"] for t in tables if t["key"] == "peers-blocked")
@@ -337,7 +335,7 @@ def test_check_peers_before_install() -> None:
     """Nothing listens yet: reset passes, a drop or a reject fails, named pair by pair."""
     with cluster("10.215.0", NODES) as c:
         c.nft("w3", firewall(c))
-        first = check_peers(c, texts=("w2", "w3"))
+        first = check_peers(c)
         c.nft_flush("w3")
         second = check_peers(c)
     cp, w3 = c.nodes["cp"].address, c.nodes["w3"].address
@@ -350,16 +348,17 @@ def test_check_peers_before_install() -> None:
             (cp, "etcd", "2379/tcp", "filtered"),
         },
     }
-    for name, (code, report, text) in first.items():
+    for name, (code, report) in first.items():
         assert blocked_in(report) == want[name], name
-        assert code == (1 if want[name] else 0), (name, text)
-    code, _, text = first["w3"]
-    assert (
+        assert code == (1 if want[name] else 0), (name, report)
+    w3_row, w2_row = row(first["w3"][1]), row(first["w2"][1])
+    assert w3_row["verdict"] == "FAIL"
+    assert w3_row["detail"] == (
         f"2 blocked: {cp} etcd 2379/tcp filtered (rejected by this node), "
-        f"{cp} kube-apiserver 6443/tcp filtered (rejected by this node)" in text
+        f"{cp} kube-apiserver 6443/tcp filtered (rejected by this node)"
     )
-    assert "nft list ruleset" in text  # the firewall hint
-    code, _, text = first["w2"]
-    assert f"{w3} geneve 6081/udp filtered (dropped)" in text
-    for name, (code, report, _) in second.items():
+    assert "nft list ruleset" in w3_row["hint"]  # the firewall hint
+    assert w2_row["detail"] == f"1 blocked: {w3} geneve 6081/udp filtered (dropped)"
+    for name, (code, report) in second.items():
         assert code == 0 and not blocked_in(report), (name, report)
+        assert row(report)["verdict"] == "PASS"
