@@ -8,9 +8,10 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 
 # Real parts the tests run: Prometheus and promtool, Alertmanager, node_exporter as an
-# independent oracle, dnsmasq, iproute2 for network namespaces, wrk and GNU time for bench/.
+# independent oracle, dnsmasq, iproute2 for network namespaces, nftables for the firewalls
+# between them, wrk and GNU time for bench/.
 DEBS := prometheus prometheus-alertmanager prometheus-node-exporter dnsmasq-base \
-        iproute2 wrk time util-linux curl openssl chromium python3-venv
+        iproute2 nftables wrk time util-linux curl openssl chromium python3-venv
 
 VERSION = $(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
 
@@ -55,6 +56,7 @@ bench: $(STAMP) debs
 	PYTHONPATH=. $(BIN)/python bench/ports.py
 	PYTHONPATH=. $(BIN)/python bench/scale.py
 	PYTHONPATH=. $(BIN)/python bench/netlink.py
+	PYTHONPATH=. $(BIN)/python bench/peers.py
 	$(BIN)/python -m pytest bench/test_encode.py --benchmark-only -q \
 		--benchmark-json=bench/results/encode.json
 

@@ -18,7 +18,7 @@ import yaml
 from alerts.generate import rules_file
 from dashboards.generate import outputs as dashboards
 from exporter import __version__
-from exporter.cli import DEFAULT_PORT
+from exporter.web import DEFAULT_PORT
 from tools.generated import sync
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,19 +23,19 @@ from aiohttp import web
 
 from exporter import __version__, config, gctune, logs, process
 from exporter.checks import CHECKS, Check
+from exporter.checks.peerlist import parse_peer_list
+from exporter.checks.peers import one_shot
 from exporter.looplag import LoopLag
 from exporter.paths import Paths
 from exporter.report import command
 from exporter.runtime import Runtime
 from exporter.settings import ConfigError, parse_duration
 from exporter.spec import Profile, Role
+from exporter.web import DEFAULT_PORT
 from exporter.web.guard import Guard, Limits
 from exporter.web.security import WebSecurity
 from exporter.web.server import RESERVED_PATHS, make_app
 
-#: Outside 9100-9999 (Prometheus's exporter port allocations, all taken) and clear of
-#: every port in the platform's port table.
-DEFAULT_PORT = 19100
 COMMANDS = ("serve", "check")
 
 log = logging.getLogger("exporter")
@@ -150,6 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         help="table (for people) or json (schema: docs/check-output.schema.json)",
     )
+    check.add_argument(
+        "--peers",
+        action="append",
+        metavar="ADDR[=ROLE],...",
+        help="before install: can this node reach the ports these nodes will serve? ROLE: "
+        "control-plane, worker (+ovn-central for OVN's databases); none: what every node "
+        "serves. Turns the ports and ovn checks off unless --collector.ports/ovn asks "
+        "(nothing listens yet). docs/peers.md",
+    )
+    check.add_argument(
+        "--peers-file",
+        dest="peers_file",
+        type=Path,
+        metavar="FILE",
+        help="as --peers, from a file: ADDR[=ROLE] lines, or file_sd style YAML/JSON",
+    )
     return parser
 
 
@@ -191,7 +207,30 @@ def resolve_config(args: argparse.Namespace) -> config.Config:
         enabled = getattr(args, f"collector_{name}")
         if enabled is not None:
             cfg = cfg.with_check(name, enabled=enabled)
+    if args.command == "check":
+        cfg = check_peers(cfg, args)
     return cfg
+
+
+def check_peers(cfg: config.Config, args: argparse.Namespace) -> config.Config:
+    """`check --peers/--peers-file`: the peers check in preflight, the checks of what
+    listens (ports, ovn) off unless asked for; any `check` run probes every pair once."""
+    static = tuple(p for text in args.peers or [] for p in parse_peer_list(text, "--peers"))
+    if static or args.peers_file:
+        file = args.peers_file
+        if file is not None and not file.is_file():
+            raise UsageError(f"--peers-file: {file}: no such file")
+        cfg = cfg.with_check(
+            "peers",
+            enabled=True,
+            static=static,
+            file=str(file.absolute()) if file else None,
+            preflight=True,
+        )
+        for name in ("ports", "ovn"):
+            if getattr(args, f"collector_{name}") is None:
+                cfg = cfg.with_check(name, enabled=False)
+    return one_shot(cfg)
 
 
 def build_checks(cfg: config.Config, paths: Paths) -> list[Check[Any]]:

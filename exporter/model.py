@@ -65,6 +65,19 @@ class Note:
     about: Req | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Rows for people, shown under the check's area on the report page and in `check
+    --output json` (the peers check's blocked pairs): not metrics, and not alerted on."""
+
+    key: str
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    #: one line under the table (what was left out, what a state means)
+    note: str = ""
+
+
 @dataclass(frozen=True)
 class CheckOutput:
     samples: tuple[Sample | HistogramSample, ...] = ()
@@ -74,6 +87,7 @@ class CheckOutput:
     #: items that failed (a file that does not parse): the rest of the output still
     #: stands, but the run counts as failed and the requirement an error names is ERROR
     errors: tuple[Note, ...] = ()
+    tables: tuple[Table, ...] = ()
 
     def observed(self, requirement: Req) -> float | None:
         return dict(self.observations).get(requirement)
@@ -97,6 +111,7 @@ class OutputBuilder:
     _observations: dict[Req, float | None] = field(default_factory=dict)
     _notes: list[Note] = field(default_factory=list)
     _errors: list[Note] = field(default_factory=list)
+    _tables: list[Table] = field(default_factory=list)
 
     def _own(self, metric: MetricDef) -> None:
         if metric.source != self.source and metric is not ITEMS_DROPPED:
@@ -142,6 +157,9 @@ class OutputBuilder:
         for text in texts:
             self.note(text, about)
 
+    def table(self, table: Table) -> None:
+        self._tables.append(table)
+
     def child(self) -> OutputBuilder:
         """An empty builder for the same check (parts collected apart, merged later)."""
         return OutputBuilder(self.source, self.requirements)
@@ -155,6 +173,7 @@ class OutputBuilder:
         for error in other._errors:
             if error not in self._errors:
                 self._errors.append(error)
+        self._tables.extend(other._tables)
 
     def cap(self, items: Sequence[T], limit: int, check: str, kind: str) -> Sequence[T]:
         """At most `limit` items; the number dropped is a metric (0 when none are)."""
@@ -173,6 +192,7 @@ class OutputBuilder:
             observations=tuple(self._observations.items()),
             notes=tuple(self._notes),
             errors=tuple(self._errors),
+            tables=tuple(self._tables),
         )
 
 

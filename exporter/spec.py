@@ -35,6 +35,7 @@ class Req(StrEnum):
     PORTS = "ports"
     OVN_ENDPOINTS = "ovn_endpoints"
     DNS = "dns"
+    PEER_REACHABILITY = "peer_reachability"
 
 
 class Level(StrEnum):
@@ -297,6 +298,12 @@ def _requirements(
             "200. Metrics disabled, refused (401/403) or failing are reported, not failed.",
         ),
         _flag(
+            Req.PEER_REACHABILITY,
+            "Peers' ports reachable",
+            "Every node must reach the ports its peers serve to other nodes (the spec's Inbound "
+            "and Node-to-Node rows): no firewall between nodes may drop or reject them.",
+        ),
+        _flag(
             Req.DNS,
             "DNS resolution",
             "DNS resolution is crucial: nodes must find each other and external services.",
@@ -344,6 +351,8 @@ SPEC_SAYS: Mapping[Req, str] = {
     "node) and OVN Monitor (10661) rows: Metrics for ...",
     Req.DNS: "DNS: DNS resolution is crucial for the Kube-V environment, enabling all nodes "
     "to find each other and external services.",
+    Req.PEER_REACHABILITY: "The port table's Direction column: Inbound (from other nodes or "
+    "clients) and Node-to-Node.",
 }
 
 #: Requirements per profile. A testing node may sit in a nested VM where /dev/kvm works

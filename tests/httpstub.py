@@ -190,6 +190,29 @@ OVN_APPS: dict[str, Callable[[], web.Application]] = {
 }
 
 
+async def identity(request: web.Request) -> web.Response:
+    """A worker's /-/identity, for whatever address it was asked at (many peer addresses
+    in one namespace share one stub)."""
+    document = {
+        "kind": "kubev-node-exporter/identity",
+        "version": 1,
+        "node": f"node-{request.host.rsplit(':', 1)[0]}",
+        "role": "worker",
+        "address": request.host.rsplit(":", 1)[0].strip("[]"),
+        "source": "ports-check",
+        "serves": [
+            {"component": c, "port": p, "protocol": proto, "listening": True}
+            for c, p, proto in (
+                ("kubelet", 10250, "tcp"),
+                ("kube-proxy", 10256, "tcp"),
+                ("kube-ovn-cni", 10665, "tcp"),
+                ("geneve", 6081, "udp"),
+            )
+        ],
+    }
+    return web.json_response(document)
+
+
 BEHAVIOURS = {
     "good": good,
     "status500": status500,
@@ -199,6 +222,7 @@ BEHAVIOURS = {
     "redirect_elsewhere": redirect_elsewhere,
     "redirect_here": redirect_here,
     "needs_token": needs_token,
+    "identity": identity,
 }
 
 

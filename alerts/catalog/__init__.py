@@ -9,7 +9,18 @@ exporter's own health alerts are in `exporter`. ALERTS lists them in the registr
 
 from __future__ import annotations
 
-from alerts.catalog import compute, devices, disk, dns, kernel, kvm, network, ovn, ports
+from alerts.catalog import (
+    compute,
+    devices,
+    disk,
+    dns,
+    kernel,
+    kvm,
+    network,
+    ovn,
+    peers,
+    ports,
+)
 from alerts.catalog import exporter as exporter_health
 from alerts.catalog.common import (
     JOB,
@@ -34,6 +45,7 @@ BY_CHECK: dict[str, tuple[Alert, ...]] = {
     "ports": ports.ALERTS,
     "ovn": ovn.ALERTS,
     "dns": dns.ALERTS,
+    "peers": peers.ALERTS,
 }
 
 if BY_CHECK.keys() != CHECKS.keys():

@@ -5,7 +5,7 @@ wrong reason."""
 from __future__ import annotations
 
 from alerts.catalog.common import INSTANCE, JOB, NODE1, SELECTOR, Alert, Case, Rule
-from exporter.cli import DEFAULT_PORT
+from exporter.web import DEFAULT_PORT
 
 ALERTS: tuple[Alert, ...] = (
     Alert(

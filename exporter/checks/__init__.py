@@ -19,6 +19,7 @@ from exporter.checks.kernel import KernelCheck
 from exporter.checks.kvm import KvmCheck
 from exporter.checks.network import NetworkCheck
 from exporter.checks.ovn import OvnCheck
+from exporter.checks.peers import PeersCheck
 from exporter.checks.ports import PortsCheck
 from exporter.metrics import EXPORTER, MetricDef
 from exporter.spec import Req
@@ -35,6 +36,7 @@ CHECKS: dict[str, type[Check[Any]]] = {
         PortsCheck,
         OvnCheck,
         DnsCheck,
+        PeersCheck,
     )
 }
 

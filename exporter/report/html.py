@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from html import escape
 
+from exporter.model import Table
 from exporter.report.model import AREAS, VERDICTS, Report
 
 _STYLE = """
@@ -29,6 +30,8 @@ th{font-size:.85rem;color:#555}
 .bg-PASS{background:var(--pass)}.bg-WARN{background:var(--warn)}.bg-FAIL{background:var(--fail)}
 .bg-ERROR{background:var(--error)}.bg-UNKNOWN{background:var(--unknown)}
 .detail{color:#444;font-size:.9rem}.hint{font-size:.9rem}
+h3{font-size:.95rem;margin:1rem 0 .3rem}
+table.facts td,table.facts th{font-size:.85rem;padding:.3rem .4rem}
 @media (max-width:40rem){
  thead{display:none}
  table,tbody,tr,td{display:block;width:100%}
@@ -37,6 +40,29 @@ th{font-size:.85rem;color:#555}
  td[data-label]::before{content:attr(data-label) ": ";color:#666;font-size:.8rem}
 }
 """
+
+
+def render_table(table: Table) -> str:
+    """A check's table for people (the peers check's blocked pairs): shown whole, escaped;
+    an empty one says so in one line."""
+    title = f'<h3 id="{escape(table.key)}">{escape(table.title)}</h3>'
+    note = f'<p class="detail">{escape(table.note)}</p>' if table.note else ""
+    if not table.rows:
+        return f'{title}<p class="detail" data-table="{escape(table.key)}">None.</p>{note}'
+    head = "".join(f"<th>{escape(c)}</th>" for c in table.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td data-label="{escape(c)}">{escape(v)}</td>'
+            for c, v in zip(table.columns, row, strict=False)
+        )
+        + "</tr>"
+        for row in table.rows
+    )
+    return (
+        f'{title}<table class="facts" data-table="{escape(table.key)}"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{body}</tbody></table>{note}"
+    )
 
 
 def render(report: Report, telemetry_path: str) -> str:
@@ -67,10 +93,11 @@ def render(report: Report, telemetry_path: str) -> str:
                 f'<td data-label="Minimum">{escape(r.minimum)}</td>'
                 f'<td data-label="Recommended">{escape(r.recommended)}</td></tr>'
             )
+        tables = "".join(render_table(t) for a, t in report.tables if a == area)
         sections.append(
             f"<h2>{escape(label)}</h2><table><thead><tr><th>Verdict</th><th>Requirement</th>"
             f"<th>Observed</th><th>Minimum</th><th>Recommended</th></tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>"
+            f"<tbody>{''.join(body)}</tbody></table>{tables}"
         )
     outcome = (
         "Every minimum requirement is met."

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 from exporter.checks import CHECKS
 from exporter.config import Config
+from exporter.model import Table
 from exporter.runtime import CheckState, Snapshot
 from exporter.spec import Level, Requirement, requirements
 from exporter.verdicts import Outcome
@@ -49,6 +50,8 @@ class Report:
     generated_at: float
     rows: tuple[Row, ...]
     checks: tuple[dict[str, object], ...]
+    #: (area, table): rows for people a check attached to its output (blocked peer ports)
+    tables: tuple[tuple[str, Table], ...] = ()
 
     def counts(self) -> dict[Outcome, int]:
         return {v: sum(1 for r in self.rows if r.verdict is v) for v in Outcome}
@@ -59,6 +62,12 @@ class Report:
         return 1 if any(r.verdict in (Outcome.FAIL, Outcome.ERROR) for r in self.rows) else 0
 
     def to_json(self) -> dict[str, object]:
+        tables = {
+            "tables": [
+                {"area": area, **asdict(table), "rows": [list(r) for r in table.rows]}
+                for area, table in self.tables
+            ]
+        }
         return {
             "schema_version": SCHEMA_VERSION,
             "node": self.node,
@@ -69,6 +78,7 @@ class Report:
             "summary": {k.lower(): v for k, v in self.counts().items()},
             "rows": [{**asdict(r), "verdict": r.verdict.value} for r in self.rows],
             "checks": list(self.checks),
+            **(tables if self.tables else {}),
         }
 
 
@@ -141,6 +151,12 @@ def build(snapshot: Snapshot, config: Config) -> Report:
         }
         for name, s in snapshot.states.items()
     )
+    tables = tuple(
+        (check.area[0], table)
+        for check in CHECKS.values()
+        if (state := snapshot.states.get(check.name)) is not None and state.output is not None
+        for table in state.output.tables
+    )
     return Report(
         node=config.node(),
         profile=config.profile.value,
@@ -148,4 +164,5 @@ def build(snapshot: Snapshot, config: Config) -> Report:
         generated_at=snapshot.updated,
         rows=tuple(rows),
         checks=checks,
+        tables=tables,
     )

@@ -1,4 +1,5 @@
-"""HTTP endpoints: /metrics, / (HTML report), /-/healthy, /-/ready. Reads only the snapshot."""
+"""HTTP endpoints: /metrics, / (HTML report), /-/healthy, /-/ready, /-/identity (what this
+node tells its peers: exporter/checks/peerid.py). Reads only the snapshot."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from collections.abc import Sequence
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from exporter.checks.peerid import IDENTITY_PATH, IdentityDocument
 from exporter.exposition import Exposition, ExtraSamples, Identity
 from exporter.report import html, model
 from exporter.runtime import Runtime
 
 INDEX, HEALTHY, READY = "/", "/-/healthy", "/-/ready"
 #: the paths of the server's own routes: the telemetry path must be none of them
-RESERVED_PATHS = (INDEX, HEALTHY, READY)
+RESERVED_PATHS = (INDEX, HEALTHY, READY, IDENTITY_PATH)
 
 
 def accepts_gzip(header: str) -> bool:
@@ -37,6 +39,9 @@ def make_app(
 ) -> web.Application:
     exposition = Exposition(Identity.of(runtime.config), extra)
     runtime.subscribe(exposition.warm)
+    identity = IdentityDocument(runtime.config)
+    identity.update(runtime.snapshot)
+    runtime.subscribe(identity.update)
     page_cache: dict[int, bytes] = {}
 
     async def metrics(request: web.Request) -> web.Response:
@@ -70,10 +75,15 @@ def make_app(
         waiting = f"first run of: {', '.join(pending)}" if pending else "the encoder"
         return web.Response(status=503, text=f"waiting for {waiting}\n")
 
+    async def identify(request: web.Request) -> web.Response:
+        # built when a snapshot changes it (IdentityDocument.update), never here
+        return web.Response(body=identity.body, content_type="application/json")
+
     # no endpoint reads a body or takes a target from the request: GET/HEAD only, known paths
     app = web.Application(middlewares=list(middlewares), client_max_size=1024)
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get(INDEX, index)
     app.router.add_get(HEALTHY, healthy)
     app.router.add_get(READY, ready)
+    app.router.add_get(IDENTITY_PATH, identify)
     return app

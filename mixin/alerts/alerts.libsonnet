@@ -414,6 +414,58 @@
             },
           },
           {
+            alert: 'KubevPeerPortBlocked',
+            expr: 'count by (job, component, port, protocol, state) (kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"kube-apiserver|ovn-sb|geneve"} == 1) > 0 or count by (job, component, port, protocol, state) ((kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"etcd|ovn-nb|ovn-nb-raft|ovn-sb-raft|kubelet"} == 1) * on(instance, job) group_left() kubev_node_info{' + $._config.kubevSelector + ',role="control-plane"}) > 0',
+            'for': '10m',
+            labels: {
+              severity: $._config.criticalSeverity,
+            },
+            annotations: {
+              summary: 'A port the platform needs is blocked between nodes',
+              description: '{{ $value }} node pair(s) cannot reach {{ $labels.component }} {{ $labels.port }}/{{ $labels.protocol }} ({{ $labels.state }}).',
+              runbook_url: $._config.runbookURLPattern % 'KubevPeerPortBlocked',
+            },
+          },
+          {
+            alert: 'KubevPeerPortBlocked',
+            expr: '(count by (job, component, port, protocol, state) (kubev_peer_unreachable{' + $._config.kubevSelector + '} == 1) > 0) unless (count by (job, component, port, protocol, state) (kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"kube-apiserver|ovn-sb|geneve"} == 1) > 0 or count by (job, component, port, protocol, state) ((kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"etcd|ovn-nb|ovn-nb-raft|ovn-sb-raft|kubelet"} == 1) * on(instance, job) group_left() kubev_node_info{' + $._config.kubevSelector + ',role="control-plane"}) > 0)',
+            'for': '15m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'A port is blocked between nodes',
+              description: '{{ $value }} node pair(s) cannot reach {{ $labels.component }} {{ $labels.port }}/{{ $labels.protocol }} ({{ $labels.state }}).',
+              runbook_url: $._config.runbookURLPattern % 'KubevPeerPortBlocked',
+            },
+          },
+          {
+            alert: 'KubevPeerDiscoveryFailing',
+            expr: 'kubev_peer_discovery_success{' + $._config.kubevSelector + '} == 0',
+            'for': '15m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'The exporter cannot refresh its peer list',
+              description: '{{ $labels.instance }}: the peer source {{ $labels.source }} has not answered; the last good peer list is still probed.',
+              runbook_url: $._config.runbookURLPattern % 'KubevPeerDiscoveryFailing',
+            },
+          },
+          {
+            alert: 'KubevPeerIdentityUnavailable',
+            expr: 'kubev_peer_identities{' + $._config.kubevSelector + ',result="failed"} > 0',
+            'for': '30m',
+            labels: {
+              severity: $._config.infoSeverity,
+            },
+            annotations: {
+              summary: 'Some peers do not say who they are',
+              description: '{{ $labels.instance }}: {{ $value }} peer(s) did not answer /-/identity: they are probed for their role, or for what every node serves.',
+              runbook_url: $._config.runbookURLPattern % 'KubevPeerIdentityUnavailable',
+            },
+          },
+          {
             alert: 'KubevCheckFailing',
             expr: 'kubev_check_success{' + $._config.kubevSelector + '} == 0',
             'for': '15m',

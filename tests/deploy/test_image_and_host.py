@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cli import DEFAULT_PORT
+from exporter.web import DEFAULT_PORT
 from tests.helpers import FIXTURES, free_port, http_get, needs_root, value
 
 ROOT = Path(__file__).resolve().parents[2]

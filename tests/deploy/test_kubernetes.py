@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from deploy.generate import K8S, NAME, files
-from exporter.cli import DEFAULT_PORT
+from exporter.web import DEFAULT_PORT
 
 KUBERNETES_VERSION = "1.33.0"
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ROOT, needs_root
 
 
@@ -87,3 +89,14 @@ def test_encode_bench_runs() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 passed" in done.stdout
+
+
+@needs_root
+@pytest.mark.slow
+def test_quick_peers_bench_runs(tmp_path: Path) -> None:
+    out = tmp_path / "peers.json"
+    quick_bench("peers", out)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["peers"] for r in rows] == [0, 10, 100]
+    assert [r["pairs"] for r in rows] == [0, 40, 400]
+    assert all(r["runs"] >= 1 for r in rows)

@@ -165,6 +165,63 @@ def test_tls_and_basic_auth(tmp_path: Path, pki: Path) -> None:
     assert exporter.proc.returncode == 0
 
 
+def test_peers_fetch_the_identity_with_the_same_tls_and_credentials(
+    tmp_path: Path, pki: Path
+) -> None:
+    """/-/identity sits behind the same TLS and basic auth as /metrics; the peers check
+    fetches it with its configured CA and credentials, and without them gets a 401 (the
+    peer is then probed for what every node serves)."""
+    from exporter.checks.peers import PeersCheck
+    from exporter.config import from_mapping
+    from exporter.paths import Paths
+    from tests.unit.checkrun import run, values
+
+    config = web_config(tmp_path / "web.yml", pki, "right")
+    password = tmp_path / "password"
+    password.write_text("right\n")
+    exporter = start(
+        [f"--web.config.file={config}", "--role=control-plane"], node_tree("undersized", tmp_path)
+    )
+
+    def peers_check(password_file: Path) -> PeersCheck:
+        identity = {
+            "port": exporter.port,
+            "scheme": "https",
+            "username": "prometheus",
+            "password_file": str(password_file),
+            "tls": {"ca_file": str(pki / "ca.crt")},
+        }
+        cfg = from_mapping(
+            {
+                "node_address": "127.0.0.2",  # the prober; its peer is the exporter
+                "checks": {"peers": {"static": ["127.0.0.1"], "identity": identity}},
+            }
+        )
+        return PeersCheck(cfg, Paths())
+
+    try:
+        assert https_get(exporter.port, pki, path="/-/identity")[0] == 401
+        assert https_get(exporter.port, pki, "prometheus", "right", path="/-/identity")[0] == 200
+        told = run(peers_check(password))
+        wrong = tmp_path / "wrong"
+        wrong.write_text("wrong\n")
+        refused = run(peers_check(wrong))
+    finally:
+        exporter.stop()
+    assert values(told)[("kubev_peer_identities", ("identity",))] == 1
+    # a control plane tells it serves the API server, so it is probed (reset: nothing
+    # listens here, or open if something on this machine does); a peer that told nothing
+    # is probed only for what every node serves
+    apiserver = ("kube-apiserver", "6443", "tcp")
+    reached = {
+        s for s in ("open", "reset") if values(told).get(("kubev_peer_ports", (*apiserver, s)))
+    }
+    assert len(reached) == 1
+    assert values(refused)[("kubev_peer_identities", ("failed",))] == 1
+    assert any("no identity (HTTP 401)" in n.text for n in refused.notes)
+    assert ("kubev_peer_ports", (*apiserver, "unprobed")) not in values(refused)
+
+
 def test_mutual_tls(tmp_path: Path, pki: Path) -> None:
     config = web_config(tmp_path / "web.yml", pki, None, "RequireAndVerifyClientCert")
     exporter = start([f"--web.config.file={config}"], node_tree("undersized", tmp_path))

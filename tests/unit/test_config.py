@@ -90,7 +90,7 @@ BAD_CONFIGS = [
     (
         "checks:\n  dsk: {}\n",
         "checks.dsk: unknown key (known keys: compute, devices, disk, dns, kernel, kvm, network, "
-        "ovn, ports)",
+        "ovn, peers, ports)",
     ),
     (
         "chekcs: {}\n",
@@ -223,8 +223,8 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ),
         (
             ["--web.telemetry-path=metrics"],
-            "--web.telemetry-path: 'metrics' must start with / and not be /, /-/healthy "
-            "or /-/ready",
+            "--web.telemetry-path: 'metrics' must start with / and not be /, /-/healthy, "
+            "/-/ready or /-/identity",
         ),
         (
             ["--web.listen-address=[zz::1]:80"],
