@@ -208,8 +208,13 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ),
         (
             ["--web.telemetry-path=metrics"],
-            "--web.telemetry-path: 'metrics' must start with / and not be /, /-/healthy "
-            "or /-/ready",
+            "--web.telemetry-path: 'metrics' must start with / and not be /, /report.json, "
+            "/-/healthy or /-/ready",
+        ),
+        (
+            ["--web.telemetry-path=/report.json"],
+            "--web.telemetry-path: '/report.json' must start with / and not be /, "
+            "/report.json, /-/healthy or /-/ready",
         ),
         (
             ["--web.listen-address=[zz::1]:80"],
