@@ -25,7 +25,7 @@ from exporter import __version__, config, gctune, logs, process
 from exporter.checks import CHECKS, Check
 from exporter.looplag import LoopLag
 from exporter.paths import Paths
-from exporter.report import command
+from exporter.report import command, fleet_command
 from exporter.runtime import Runtime
 from exporter.settings import ConfigError, parse_duration
 from exporter.spec import Profile, Role
@@ -36,7 +36,7 @@ from exporter.web.server import RESERVED_PATHS, make_app
 #: Outside 9100-9999 (Prometheus's exporter port allocations, all taken) and clear of
 #: every port in the platform's port table.
 DEFAULT_PORT = 19100
-COMMANDS = ("serve", "check")
+COMMANDS = ("serve", "check", "fleet")
 
 log = logging.getLogger("exporter")
 
@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         help="table (for people) or json (schema: docs/check-output.schema.json)",
     )
+    fleet_command.add_parser(sub)
     return parser
 
 
@@ -276,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on bad usage, 0 on --help
         return int(e.code or 0)
+    if args.command == "fleet":  # reads Prometheus: no node config, no checks, no log
+        return fleet_command.run(args)
     # check's report says everything: its log keeps to real trouble unless asked.
     # (Not set_defaults on the subparser: argparse shares the parent's actions, and the
     # default would change for serve too.)

@@ -656,6 +656,8 @@ class ClusterRequirement:
     #: the spec page's words it answers
     spec: str
     rationale: str
+    #: the exporter whose series judge it
+    source: str
     #: the series it is judged from, and the source that defines them
     judged_from: str
     #: what those series cannot show (said, not guessed)
@@ -693,6 +695,7 @@ CLUSTER_REQUIREMENTS: Mapping[ClusterReq, ClusterRequirement] = {
             "(kubevirt/containerized-data-importer pkg/controller/common/util.go "
             "getFallbackStorageClass). No such default fails too: which class VMs use "
             "cannot be told.",
+            source="CDI",
             judged_from="CDI's kubevirt_cdi_storageprofile_info{storageclass,provisioner,"
             "complete,default,virtdefault,rwx,smartclone,degraded}, one series per "
             'StorageProfile, label values "true"/"false" '
@@ -722,6 +725,7 @@ CLUSTER_REQUIREMENTS: Mapping[ClusterReq, ClusterRequirement] = {
             "page names no count: the number is KubeVirt's. A cluster of one node has "
             "nothing to migrate to, so there the requirement does not apply (as "
             "LowKVMNodesCount asks for more than one node).",
+            source="kube-state-metrics",
             judged_from="kube-state-metrics' kube_node_status_allocatable{node,resource="
             '"devices_kubevirt_io_kvm",unit="integer"} (kubernetes/kube-state-metrics '
             "internal/store/node.go: extended resources, the name through SanitizeLabelName) "
@@ -746,6 +750,7 @@ CLUSTER_REQUIREMENTS: Mapping[ClusterReq, ClusterRequirement] = {
             "plugin whose device is missing reports it Unhealthy, and kubelet then counts it "
             "in capacity but not in allocatable: 0 allocatable, and the pod stays Pending "
             "with 'Insufficient devices.kubevirt.io/kvm'.",
+            source="kube-state-metrics",
             judged_from="kube-state-metrics' kube_node_status_allocatable{node,resource=~"
             '"devices_kubevirt_io_(kvm|tun|vhost_net)"}: the count of the three with '
             "allocatable above 0.",
@@ -769,6 +774,7 @@ CLUSTER_REQUIREMENTS: Mapping[ClusterReq, ClusterRequirement] = {
             "virt-controller sets it to false when virt-handler's heartbeat is older than 5 "
             "minutes (kubevirt/kubevirt pkg/virt-handler/heartbeat/heartbeat.go; "
             "pkg/virt-controller/watch/node/node.go).",
+            source="kube-state-metrics",
             judged_from="kube-state-metrics' kube_node_labels{node,"
             "label_kubevirt_io_schedulable}, which exists only with kube-state-metrics' "
             "--metric-labels-allowlist=nodes=[kubevirt.io/schedulable] "

@@ -46,6 +46,12 @@ from alerts.catalog.common import (
     RecordingRule,
     Rule,
 )
+from exporter import recorded
+from exporter.report.fleet import (
+    EXPORTER_MISSING_ALERT,
+    EXPORTER_MISSING_HINT,
+    METRICS_ABSENT_ALERT,
+)
 from exporter.spec import (
     CLUSTER_REQUIREMENTS,
     KUBEVIRT_DEVICE_NAMESPACE,
@@ -210,7 +216,7 @@ def _exporter_info(node: str, instance: str) -> str:
 def _profile_sample(series: Series) -> str:
     """The recorded kubev:vm_storageclass:info sample of a StorageProfile series."""
     labels = ",".join(f'{k}="{v}"' for k, v in series.labels)
-    return f"kubev:vm_storageclass:info{{{labels}}}"
+    return f"{recorded.VM_STORAGE_CLASS}{{{labels}}}"
 
 
 # --- the recording rules ----------------------------------------------------------------------
@@ -226,10 +232,10 @@ _SHARED = ClusterReq.SHARED_STORAGE
 _KVM = ClusterReq.KVM_NODES
 _DEVICES = ClusterReq.KUBEVIRT_DEVICES
 _SCHED = ClusterReq.KUBEVIRT_SCHEDULABLE
-_CLUSTER_MET = "kubev:cluster_requirement_met"
-_CLUSTER_OBSERVED = "kubev:cluster_requirement_observed"
-_NODE_MET = "kubev:node_cluster_requirement_met"
-_NODE_OBSERVED = "kubev:node_cluster_requirement_observed"
+_CLUSTER_MET = recorded.CLUSTER_MET
+_CLUSTER_OBSERVED = recorded.CLUSTER_OBSERVED
+_NODE_MET = recorded.NODE_MET
+_NODE_OBSERVED = recorded.NODE_OBSERVED
 
 
 def _sample(record: str, value: float, **labels: str) -> dict[str, float]:
@@ -239,7 +245,7 @@ def _sample(record: str, value: float, **labels: str) -> dict[str, float]:
 
 RECORDING_RULES: tuple[RecordingRule, ...] = (
     RecordingRule(
-        "kubev:vm_storageclass:info",
+        recorded.VM_STORAGE_CLASS,
         vm_storage_classes(),
         cases=(
             RecordingCase(
@@ -375,7 +381,7 @@ RECORDING_RULES: tuple[RecordingRule, ...] = (
         RecordingCase(_series(*SINGLE_NODE), "5m", {}),
     ),
     RecordingRule(
-        "kubev:node_exporter_reporting",
+        recorded.EXPORTER_REPORTING,
         EXPORTER_REPORTING,
         cases=(
             RecordingCase(
@@ -385,8 +391,8 @@ RECORDING_RULES: tuple[RecordingRule, ...] = (
                 },
                 "5m",
                 {
-                    'kubev:node_exporter_reporting{node="node-a"}': 1,
-                    'kubev:node_exporter_reporting{node="node-b"}': 0,
+                    **_sample(recorded.EXPORTER_REPORTING, 1, node="node-a"),
+                    **_sample(recorded.EXPORTER_REPORTING, 0, node="node-b"),
                 },
             ),
         ),
@@ -723,7 +729,7 @@ ALERTS: tuple[Alert, ...] = (
         ),
     ),
     Alert(
-        name="KubevNodeExporterMissing",
+        name=EXPORTER_MISSING_ALERT,
         rules=(
             Rule(
                 expr=NODES_WITHOUT_EXPORTER,
@@ -749,8 +755,7 @@ ALERTS: tuple[Alert, ...] = (
             '`kubev_node_info` must carry `node="NODE"` ($NODE_NAME in the pod).',
         ),
         mitigation=(
-            "Let the DaemonSet run on the node (a toleration for its taints), or fix the pod "
-            "so it can be scraped.",
+            EXPORTER_MISSING_HINT,
             "A node that is meant to have no exporter: silence the alert for its `node`.",
         ),
         cases=(
@@ -781,7 +786,7 @@ ALERTS: tuple[Alert, ...] = (
         ),
     ),
     Alert(
-        name="KubevClusterMetricsAbsent",
+        name=METRICS_ABSENT_ALERT,
         rules=(
             Rule(
                 expr=f"absent(kube_node_info{{{KSM}}})",

@@ -128,6 +128,13 @@ def prometheus(tmp: Path, exporter: str, alertmanager_url: str) -> Iterator[str]
             {"job_name": "kubev-node-exporter", "static_configs": [{"targets": [exporter]}]}
         ],
     }
+    with running_prometheus(tmp, config) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_prometheus(tmp: Path, config: dict[str, Any]) -> Iterator[str]:
+    """Prometheus with this configuration on a free loopback port; its URL once ready."""
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
