@@ -527,7 +527,7 @@ ALERTS: tuple[Alert, ...] = (
             ),
         ),
         meaning="CDI's StorageProfile for the VMs' StorageClass lacks an access mode or a "
-        'volumeMode in a claimPropertySet, or has none (`complete="false"`: CDI '
+        'volumeMode in a claimPropertySet, or has none (`complete="false"`: kubevirt/containerized-data-importer '
         "pkg/controller/storageprofile-controller.go isIncomplete). CDI fills them in for "
         "the provisioners it knows (pkg/storagecapabilities); a driver it does not know "
         "gets none.",
@@ -587,7 +587,9 @@ ALERTS: tuple[Alert, ...] = (
         ),
         meaning=f"Fewer than {MIN_KVM_NODES} nodes have `{KVM_DEVICE}` allocatable "
         "(kube-state-metrics' `kube_node_status_allocatable`), in a cluster of more than one "
-        "node. The same condition as KubeVirt's own LowKVMNodesCount.",
+        "node. The same condition as KubeVirt's own LowKVMNodesCount (kubevirt/kubevirt "
+        "pkg/monitoring/rules/alerts/system.go, over pkg/monitoring/rules/recordingrules/"
+        "nodes.go).",
         impact="A VM can live-migrate only to another node that offers KVM: with one such "
         "node, no VM can move, and draining that node stops its VMs. With none, no VM starts "
         "at all (unless software emulation is on).",
@@ -689,10 +691,12 @@ ALERTS: tuple[Alert, ...] = (
             ),
         ),
         meaning='The node\'s label kubevirt.io/schedulable is "false". virt-handler sets it '
-        "while its device plugins are not registered and when it shuts down; virt-controller "
-        "sets it when virt-handler's heartbeat (annotation kubevirt.io/heartbeat) is older "
-        "than 5 minutes.",
-        impact="Every VM pod selects kubevirt.io/schedulable=true: no VM starts or migrates to "
+        "while its device plugins are not registered and when it shuts down "
+        "(kubevirt/kubevirt pkg/virt-handler/heartbeat/heartbeat.go); virt-controller sets it "
+        "when virt-handler's heartbeat (annotation kubevirt.io/heartbeat) is older than 5 "
+        "minutes (pkg/virt-controller/watch/node/node.go markNodeAsUnresponsive).",
+        impact="Every VM pod selects kubevirt.io/schedulable=true (kubevirt/kubevirt "
+        "pkg/virt-controller/services/nodeselectorrenderer.go): no VM starts or migrates to "
         "the node. VMs already there keep running, but KubeVirt no longer manages them.",
         diagnosis=(
             "`kubectl get node NODE --show-labels`, `kubectl get node NODE -o "
@@ -740,7 +744,8 @@ ALERTS: tuple[Alert, ...] = (
                 "but no kubev-node-exporter reports it: its requirements are not watched.",
             ),
         ),
-        meaning=f"kube-state-metrics' `kube_node_info` lists a node that no `kubev_node_info"
+        meaning="kube-state-metrics' `kube_node_info` (one per Node: kubernetes/"
+        "kube-state-metrics internal/store/node.go) lists a node that no `kubev_node_info"
         f"{{{SELECTOR}}}` names: no exporter on it reports (none scheduled there, or "
         "its target is down or not scraped). Matched on the node name: the exporter's is "
         "$NODE_NAME, which the DaemonSet sets from spec.nodeName.",
@@ -817,7 +822,9 @@ ALERTS: tuple[Alert, ...] = (
             "cdi-prometheus-metrics Service) scraped, and under which job?",
             "kube-state-metrics: `kube_node_info` by job. CDI: does the cluster run CDI "
             "(`kubectl get cdi`), does it have StorageClasses (no class, no profile series), "
-            "is its ServiceMonitor service-monitor-cdi picked up?",
+            "is its ServiceMonitor service-monitor-cdi picked up (kubevirt/"
+            "containerized-data-importer pkg/operator/controller/prometheus.go; it scrapes "
+            "the Service cdi-prometheus-metrics)?",
         ),
         mitigation=(
             "Scrape the source, or render the rules with the selector it is scraped under "
