@@ -27,7 +27,7 @@ from exporter.checks.peerlist import parse_peer_list
 from exporter.checks.peers import one_shot
 from exporter.looplag import LoopLag
 from exporter.paths import Paths
-from exporter.report import command
+from exporter.report import command, fleet_command
 from exporter.runtime import Runtime
 from exporter.settings import ConfigError, parse_duration
 from exporter.spec import Profile, Role
@@ -36,7 +36,7 @@ from exporter.web.guard import Guard, Limits
 from exporter.web.security import WebSecurity
 from exporter.web.server import RESERVED_PATHS, make_app
 
-COMMANDS = ("serve", "check")
+COMMANDS = ("serve", "check", "fleet")
 
 log = logging.getLogger("exporter")
 
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="as --peers, from a file: ADDR[=ROLE] lines, or file_sd style YAML/JSON",
     )
+    fleet_command.add_parser(sub)
     return parser
 
 
@@ -315,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on bad usage, 0 on --help
         return int(e.code or 0)
+    if args.command == "fleet":  # reads Prometheus: no node config, no checks, no log
+        return fleet_command.run(args)
     # check's report says everything: its log keeps to real trouble unless asked.
     # (Not set_defaults on the subparser: argparse shares the parent's actions, and the
     # default would change for serve too.)

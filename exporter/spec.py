@@ -711,3 +711,208 @@ def port_row(component: str) -> PortRange:
         if row.component == component:
             return row
     raise KeyError(f"no port-table row for {component!r}")
+
+
+# --- the cluster's requirements ---------------------------------------------------------------
+# Some of the spec's requirements belong to the cluster, not to one node: no node's check
+# observes them, so they are not `Req` members (the check registry refuses a requirement no
+# check observes). The cluster's own exporters already publish what answers them:
+# kube-state-metrics (the nodes' allocatable KubeVirt devices and labels) and CDI (one
+# series per StorageProfile). Prometheus rules (alerts/catalog/cluster.py) judge them and
+# record `kubev:cluster_requirement_met{requirement}` (one verdict for the cluster) and
+# `kubev:node_cluster_requirement_met{node,requirement}` (one per node); the `fleet` command
+# and docs/requirements.md read this table.
+
+
+class ClusterReq(StrEnum):
+    """Every cluster requirement's name, as in kubev:cluster_requirement_met{requirement}."""
+
+    SHARED_STORAGE = "shared_storage"
+    KVM_NODES = "kvm_nodes"
+    KUBEVIRT_DEVICES = "kubevirt_devices"
+    KUBEVIRT_SCHEDULABLE = "kubevirt_schedulable"
+
+
+class Extent(StrEnum):
+    """What one verdict of a cluster requirement is about."""
+
+    CLUSTER = "cluster"  # the whole cluster: one verdict
+    NODE = "node"  # each node, as the cluster sees it (kube-state-metrics): one per node
+
+
+#: Live migration needs a second node that offers KVM. KubeVirt's own alert says so:
+#: LowKVMNodesCount, "At least two nodes with kvm resource required for VM live migration."
+#: (kubevirt/kubevirt pkg/monitoring/rules/alerts/system.go:
+#: cluster:kubevirt_nodes_with_kvm:count < 2).
+MIN_KVM_NODES = 2
+
+#: The device plugins virt-handler always starts, by device name; each offers the resource
+#: devices.kubevirt.io/<name> (kubevirt/kubevirt pkg/virt-handler/device-manager/
+#: device_controller.go PermanentHostDevicePlugins; generic_device.go DeviceNamespace).
+KUBEVIRT_DEVICES = ("kvm", "tun", "vhost-net")
+KUBEVIRT_DEVICE_NAMESPACE = "devices.kubevirt.io"
+
+#: The node label virt-handler keeps "true" while its device plugins serve, and that every
+#: virt-launcher pod selects (kubevirt/kubevirt staging/src/kubevirt.io/api/core/v1/types.go
+#: NodeSchedulable; pkg/virt-controller/services/nodeselectorrenderer.go).
+KUBEVIRT_SCHEDULABLE_LABEL = "kubevirt.io/schedulable"
+
+_SPEC_STORAGE = (
+    "CSI Driver Capabilities (Crucial for HA/Live Migration): This is perhaps the most "
+    "critical component for KubeVirt. You need a shared storage backend that supports "
+    "ReadWriteMany (RWX) access mode or Block-mode (volumeMode: Block) volumes."
+)
+_SPEC_KVM = (
+    "The host node must have Intel VT-x or AMD-V hardware virtualization extensions enabled "
+    "in the BIOS/UEFI. This is a fundamental requirement for KubeVirt to leverage KVM "
+    "(Kernel-based Virtual Machine) for efficient VM execution."
+)
+
+
+@dataclass(frozen=True)
+class ClusterRequirement:
+    """A requirement of the cluster: judged by Prometheus rules from the series of the
+    cluster's own exporters, never by a node's check. Met when observed >= threshold."""
+
+    name: ClusterReq
+    title: str
+    extent: Extent
+    unit: str  # bool, nodes, devices
+    threshold: float
+    #: the spec page's words it answers
+    spec: str
+    rationale: str
+    #: the exporter whose series judge it
+    source: str
+    #: the series it is judged from, and the source that defines them
+    judged_from: str
+    #: what those series cannot show (said, not guessed)
+    unobservable: str
+    #: the alert that fires when it is not met, and the first thing to do
+    alert: str
+    hint: str
+    #: node roles that need it (Extent.NODE): on other roles the verdict is not applicable
+    roles: frozenset[Role] = frozenset({Role.WORKER, Role.SINGLE_NODE})
+
+    def is_met(self, observed: float) -> bool:
+        return observed >= self.threshold
+
+    def format(self, value: float) -> str:
+        if self.unit == "bool":
+            return "yes" if value >= 1 else "no"
+        return f"{value:g} {self.unit}"
+
+
+CLUSTER_REQUIREMENTS: Mapping[ClusterReq, ClusterRequirement] = {
+    r.name: r
+    for r in (
+        ClusterRequirement(
+            name=ClusterReq.SHARED_STORAGE,
+            title="Shared storage (ReadWriteMany) for VM disks",
+            extent=Extent.CLUSTER,
+            unit="bool",
+            threshold=1,
+            spec=_SPEC_STORAGE,
+            rationale="Live migration needs every disk of the VM on shared storage: "
+            "virt-handler refuses with 'live migration requires that all PVCs must be shared "
+            "(using ReadWriteMany access mode)' (kubevirt/kubevirt pkg/virt-handler/vm.go "
+            "checkVolumesForMigration). Judged on the StorageClass a VM disk gets when it "
+            "names none: CDI's virtualization default, else the Kubernetes default "
+            "(kubevirt/containerized-data-importer pkg/controller/common/util.go "
+            "getFallbackStorageClass). No such default fails too: which class VMs use "
+            "cannot be told.",
+            source="CDI",
+            judged_from="CDI's kubevirt_cdi_storageprofile_info{storageclass,provisioner,"
+            "complete,default,virtdefault,rwx,smartclone,degraded}, one series per "
+            'StorageProfile, label values "true"/"false" '
+            "(kubevirt/containerized-data-importer pkg/monitoring/metrics/cdi-controller/"
+            "storageprofile.go; set in pkg/controller/storageprofile-controller.go "
+            "computeMetrics). rwx is true when any of the profile's claimPropertySets offers "
+            "ReadWriteMany, in Filesystem or Block mode (hasRWX).",
+            unobservable="Block volume mode: the StorageProfile's claimPropertySets say "
+            "which volumeMode each access mode comes with, but the metric exports no "
+            "volumeMode label; its `complete` label only says that every claimPropertySet "
+            "names an access mode and a volumeMode (isIncomplete). An incomplete profile "
+            'reads rwx="false" whatever the backend can do. See the modes with `kubectl get '
+            "storageprofile CLASS -o jsonpath='{.status.claimPropertySets}'`.",
+            alert="KubevSharedStorageMissing",
+            hint="Make a StorageClass whose CSI driver offers ReadWriteMany the VMs' "
+            "default (annotation storageclass.kubevirt.io/is-default-virt-class=true)",
+        ),
+        ClusterRequirement(
+            name=ClusterReq.KVM_NODES,
+            title="Nodes offering KVM to VMs (live migration)",
+            extent=Extent.CLUSTER,
+            unit="nodes",
+            threshold=MIN_KVM_NODES,
+            spec=_SPEC_KVM,
+            rationale="A VM live-migrates only to another node that offers "
+            "devices.kubevirt.io/kvm; KubeVirt's LowKVMNodesCount fires below two. The spec "
+            "page names no count: the number is KubeVirt's. A cluster of one node has "
+            "nothing to migrate to, so there the requirement does not apply (as "
+            "LowKVMNodesCount asks for more than one node).",
+            source="kube-state-metrics",
+            judged_from="kube-state-metrics' kube_node_status_allocatable{node,resource="
+            '"devices_kubevirt_io_kvm",unit="integer"} (kubernetes/kube-state-metrics '
+            "internal/store/node.go: extended resources, the name through SanitizeLabelName) "
+            "and kube_node_info{node} for the number of nodes; counted as KubeVirt's "
+            "recording rule cluster:kubevirt_nodes_with_kvm:count does "
+            "(pkg/monitoring/rules/recordingrules/nodes.go).",
+            unobservable="",
+            alert="KubevKVMNodesTooFew",
+            hint="Give a second node working KVM (VT-x/AMD-V on, /dev/kvm present) and "
+            "let virt-handler run there",
+        ),
+        ClusterRequirement(
+            name=ClusterReq.KUBEVIRT_DEVICES,
+            title="KubeVirt devices allocatable (kvm, tun, vhost-net)",
+            extent=Extent.NODE,
+            unit="devices",
+            threshold=len(KUBEVIRT_DEVICES),
+            spec=_SPEC_KVM,
+            rationale="A virt-launcher pod requests devices.kubevirt.io/kvm (unless software "
+            "emulation is on), tun (any network interface) and vhost-net (virtio NICs) "
+            "(kubevirt/kubevirt pkg/virt-controller/services/renderresources.go). A device "
+            "plugin whose device is missing reports it Unhealthy, and kubelet then counts it "
+            "in capacity but not in allocatable: 0 allocatable, and the pod stays Pending "
+            "with 'Insufficient devices.kubevirt.io/kvm'.",
+            source="kube-state-metrics",
+            judged_from="kube-state-metrics' kube_node_status_allocatable{node,resource=~"
+            '"devices_kubevirt_io_(kvm|tun|vhost_net)"}: the count of the three with '
+            "allocatable above 0.",
+            unobservable="Whether the cluster allows software emulation "
+            "(developerConfiguration.useEmulation): KubeVirt exports it, kube-state-metrics "
+            "does not; with emulation on, kvm is not requested.",
+            alert="KubevKubeVirtDevicesUnavailable",
+            hint="Make virt-handler's device plugins healthy on the node: /dev/kvm, "
+            "/dev/net/tun and /dev/vhost-net present (modprobe kvm_intel|kvm_amd, tun, "
+            "vhost_net)",
+        ),
+        ClusterRequirement(
+            name=ClusterReq.KUBEVIRT_SCHEDULABLE,
+            title="Node schedulable for VMs (kubevirt.io/schedulable)",
+            extent=Extent.NODE,
+            unit="bool",
+            threshold=1,
+            spec=_SPEC_KVM,
+            rationale="Every virt-launcher pod selects kubevirt.io/schedulable=true. "
+            "virt-handler sets it while its device plugins are registered with kubelet, and "
+            "virt-controller sets it to false when virt-handler's heartbeat is older than 5 "
+            "minutes (kubevirt/kubevirt pkg/virt-handler/heartbeat/heartbeat.go; "
+            "pkg/virt-controller/watch/node/node.go).",
+            source="kube-state-metrics",
+            judged_from="kube-state-metrics' kube_node_labels{node,"
+            "label_kubevirt_io_schedulable}, which exists only with kube-state-metrics' "
+            "--metric-labels-allowlist=nodes=[kubevirt.io/schedulable] "
+            "(kubernetes/kube-state-metrics internal/store/node.go createNodeLabelsGenerator; "
+            "pkg/options/options.go).",
+            unobservable="Without that allowlist kube-state-metrics exports no node labels: "
+            "the verdict is unknown. The label can read true on a node whose /dev/kvm is "
+            "missing (an unhealthy device plugin still counts as registered): "
+            "kubevirt_devices tells that part.",
+            alert="KubevNodeNotSchedulableForVMs",
+            hint="Make virt-handler run and report on the node: kubectl -n kubevirt get "
+            "pods -o wide -l kubevirt.io=virt-handler",
+        ),
+    )
+}

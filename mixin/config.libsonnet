@@ -6,6 +6,9 @@
   _config+:: {
     // label matchers every series selector of every rule starts with
     kubevSelector: 'job="kubev-node-exporter"',
+    // ... of kube-state-metrics' and CDI's series, which the cluster rules read
+    ksmSelector: 'job="kube-state-metrics"',
+    cdiSelector: 'job=~".*cdi.*"',
     // where each alert's runbook_url points: %s is the alert's name, %% a literal %;
     // set the exporter's runbook_url_template to the same place (its report links)
     runbookURLPattern: 'https://github.com/kubev/kubev-node-exporter/blob/main/docs/runbooks/%s.md',

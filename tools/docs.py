@@ -1,7 +1,10 @@
 """Generated documentation, from the declarations in the exporter:
 
 - docs/metrics.md from the metric catalog (each check's MetricGroup),
-- docs/requirements.md from exporter/spec.py and the checks that observe each requirement,
+- docs/requirements.md from exporter/spec.py and the checks that observe each requirement
+  (and the cluster's requirements, which the rules judge),
+- docs/check-output.schema.json and docs/fleet-output.schema.json, the JSON documents of
+  `check --output json` (and /report.json) and `fleet --output json`,
 - the README's embedded-default configuration block from the settings declarations.
 
 `python -m tools.docs write` rewrites them; `python -m tools.docs check` fails (exit 1)
@@ -16,15 +19,20 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from alerts.catalog.common import RuleSettings
+from exporter import recorded
 from exporter.checks import CATALOG, CHECKS, OBSERVED_BY
 from exporter.config import Config
+from exporter.report import fleet
 from exporter.report.model import AREAS, SCHEMA_VERSION, threshold_text
 from exporter.settings import CheckSettings, declared
 from exporter.spec import (
+    CLUSTER_REQUIREMENTS,
     MEMORY_SLACK,
     PORTS,
     PROFILES,
     SPEC_SAYS,
+    Extent,
     Level,
     Profile,
     Req,
@@ -137,6 +145,66 @@ def requirements_md() -> str:
             f"{p.direction}: {p.purpose} | {p.scope.value} | {'yes' if p.remote else 'no'} | "
             f"{roles} | {p.condition.value if p.condition else '-'} | {real} |\n"
         )
+    lines.append(cluster_md())
+    return "".join(lines)
+
+
+def cluster_md() -> str:
+    """The cluster's requirements: what the rules judge from kube-state-metrics and CDI."""
+    defaults = RuleSettings()
+    lines = [
+        "\n## The cluster\n\n",
+        "Some of the spec's requirements belong to the cluster, not to a node: no node's "
+        "check observes them. The cluster already exports what answers them, and the "
+        "Prometheus rules (`alerts/kubev-node-exporter.rules.yml`, group "
+        "`kubev-node-exporter.cluster`) judge them from kube-state-metrics' and CDI's series, "
+        "so a Prometheus that scrapes those (kube-prometheus does) gets them without giving "
+        "the exporter any Kubernetes API access. The verdicts are recorded as "
+        f"`{recorded.CLUSTER_MET}{{requirement}}` (one for the cluster) and "
+        f"`{recorded.NODE_MET}{{node,requirement}}` (one per node, as the cluster sees it), "
+        "1 met and 0 not, with the observed values beside them in "
+        f"`{recorded.CLUSTER_OBSERVED}` and `{recorded.NODE_OBSERVED}`. A verdict is absent "
+        "while its source series are (alert KubevClusterMetricsAbsent), and a cluster of one "
+        "node has no `kvm_nodes` verdict (its observed value stays). `kubev-node-exporter "
+        "fleet --prometheus URL` prints them with every node's own verdicts.\n\n",
+        "| requirement | per | met when | source | the spec says | why |\n"
+        "|---|---|---|---|---|---|\n",
+    ]
+    for req in CLUSTER_REQUIREMENTS.values():
+        met = "yes" if req.unit == "bool" else f">= {req.format(req.threshold)}"
+        lines.append(
+            f"| `{req.name.value}` | {req.extent.value} | {met} | {req.source} | "
+            f'"{req.spec}" | {req.rationale} |\n'
+        )
+    lines.append("\n### What each is judged from, and what cannot be seen\n\n")
+    for req in CLUSTER_REQUIREMENTS.values():
+        lines.append(f"- `{req.name.value}` ({req.title}): {req.judged_from}")
+        if req.unobservable:
+            lines.append(f" **Not observable:** {req.unobservable}")
+        if req.extent is Extent.NODE:
+            roles = ", ".join(sorted(r.value for r in req.roles))
+            lines.append(f" Needed on nodes of role {roles}; `fleet` shows `-` on others.")
+        lines.append(f" Alert: {req.alert}.\n")
+    lines.append(
+        "\nAlso recorded: `kubev:vm_storageclass:info` (CDI's StorageProfile of the class a "
+        "VM disk gets when it names none, with its labels) and "
+        f"`{recorded.EXPORTER_REPORTING}{{node}}` (1 where a kubev-node-exporter reports the "
+        "node, 0 where none does: alert KubevNodeExporterMissing).\n"
+        "\n### What the rules need\n\n"
+        f"- kube-state-metrics scraped as `{defaults.ksm_selector}` (kube-prometheus and "
+        "the kubernetes-mixin's default), CDI's controller as a job matching "
+        f"`{defaults.cdi_selector}` (CDI's operator creates the Service "
+        "`cdi-prometheus-metrics` and the ServiceMonitor `service-monitor-cdi`); other names: "
+        "render the rules with `RuleSettings(ksm_selector=..., cdi_selector=...)`.\n"
+        "- For `kubevirt_schedulable`: kube-state-metrics exports node labels only when "
+        "allowlisted. Add `--metric-labels-allowlist=nodes=[kubevirt.io/schedulable]` to its "
+        "arguments (the kube-state-metrics Helm chart: `metricLabelsAllowlist: "
+        '["nodes=[kubevirt.io/schedulable]"]`; kube-prometheus-stack: the same under '
+        "`kube-state-metrics:`). Without it that verdict is unknown, never failed.\n"
+        "- One cluster per rule evaluation, as kube-prometheus runs: a Prometheus that "
+        "holds several clusters' series needs their cluster label in the rules' "
+        "aggregations.\n"
+    )
     return "".join(lines)
 
 
@@ -330,6 +398,147 @@ def requirements_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def fleet_output_schema() -> str:
+    """docs/fleet-output.schema.json: the `fleet --output json` document."""
+    verdict = {
+        "enum": [*(o.value for o in Outcome), None],
+        "description": "as in the check report; ERROR: the observer is missing (no exporter "
+        "on the node, a failing check, no kube-state-metrics or CDI series, the rules not "
+        "loaded); null: not applicable (the check is off on that node, the role does not need "
+        "it, a cluster of one node)",
+    }
+    cell_properties: dict[str, Any] = {
+        "verdict": verdict,
+        "detail": {"type": "string", "description": "what is wrong, or why it is unknown"},
+        "hint": {"type": "string", "description": "what to do; empty on PASS"},
+        "runbook_url": {"type": "string"},
+    }
+    cell = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(cell_properties),
+        "properties": cell_properties,
+    }
+    node_requirements = [
+        *(r.value for r in Req),
+        *(r.name.value for r in CLUSTER_REQUIREMENTS.values() if r.extent is Extent.NODE),
+    ]
+    cluster_properties: dict[str, Any] = {
+        "requirement": {
+            "enum": [
+                r.name.value for r in CLUSTER_REQUIREMENTS.values() if r.extent is Extent.CLUSTER
+            ],
+            "description": f"as in {recorded.CLUSTER_MET}{{requirement}}",
+        },
+        "title": {"type": "string"},
+        "observed": {
+            "type": ["number", "null"],
+            "description": f"{recorded.CLUSTER_OBSERVED}: 1/0 for yes/no, else a count",
+        },
+        **cell_properties,
+    }
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/kubev/kubev-node-exporter/blob/main/docs/"
+        "fleet-output.schema.json",
+        "title": "kubev-node-exporter fleet --output json",
+        "description": "The fleet's readiness as Prometheus holds it: the cluster's verdicts, "
+        "and one row per node (the nodes kube-state-metrics reports and the nodes an exporter "
+        "reports). Generated by `make generate` (tools/docs.py). Stable within a "
+        "schema_version; fields are only added.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "schema_version",
+            "prometheus",
+            "selector",
+            "generated_at",
+            "exit_code",
+            "summary",
+            "cluster",
+            "columns",
+            "nodes",
+            "notes",
+        ],
+        "properties": {
+            "schema_version": {"const": fleet.SCHEMA_VERSION},
+            "prometheus": {"type": "string", "description": "the Prometheus asked"},
+            "selector": {"type": "string", "description": "the exporters' label matchers"},
+            "generated_at": {"type": "string", "format": "date-time"},
+            "exit_code": {
+                "enum": [0, 1],
+                "description": "0: every minimum met fleet-wide, the cluster's included; 1: "
+                "one is not, or something cannot be judged (a FAIL or ERROR anywhere)",
+            },
+            "summary": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": [o.value.lower() for o in Outcome],
+                "properties": {o.value.lower(): {"type": "integer", "minimum": 0} for o in Outcome},
+            },
+            "cluster": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": list(cluster_properties),
+                    "properties": cluster_properties,
+                },
+            },
+            "columns": {
+                "type": "array",
+                "description": "the per-node requirements, in the table's order",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["requirement", "title", "header", "source"],
+                    "properties": {
+                        "requirement": {"enum": node_requirements},
+                        "title": {"type": "string"},
+                        "header": {"type": "string"},
+                        "source": {
+                            "enum": ["exporter", "cluster"],
+                            "description": "the node's exporter, or the cluster's rules "
+                            "(kube-state-metrics)",
+                        },
+                    },
+                },
+            },
+            "nodes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["node", "exporter", "reporting", "verdicts"],
+                    "properties": {
+                        "node": {"type": "string"},
+                        "exporter": {
+                            "type": ["object", "null"],
+                            "description": "null: no kubev-node-exporter reports the node",
+                            "additionalProperties": False,
+                            "required": ["instance", "role", "profile"],
+                            "properties": {
+                                "instance": {"type": "string"},
+                                "role": {"type": "string"},
+                                "profile": {"type": "string"},
+                            },
+                        },
+                        "reporting": {**cell, "description": "PASS, or ERROR: no exporter"},
+                        "verdicts": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": node_requirements,
+                            "properties": {name: cell for name in node_requirements},
+                        },
+                    },
+                },
+            },
+            "notes": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    return json.dumps(schema, indent=2) + "\n"
+
+
 def _replace_block(text: str, begin: str, end: str, body: str) -> str:
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
@@ -355,6 +564,7 @@ GENERATED: dict[str, Callable[[], str]] = {
     "docs/metrics.md": metrics_md,
     "docs/requirements.md": requirements_md,
     "docs/check-output.schema.json": check_output_schema,
+    "docs/fleet-output.schema.json": fleet_output_schema,
     "README.md": readme,
 }
 

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from alerts.catalog import ALERTS, RECORDING_RULES, RuleSettings
+from alerts.catalog import ALERTS, CLUSTER_RECORDING_RULES, RECORDING_RULES, RuleSettings
 from alerts.generate import DEFAULTS, rules_file, runbook_url
 from dashboards import common as dashboard_common
 from dashboards.generate import outputs as dashboard_outputs
@@ -61,10 +61,15 @@ KEYWORDS = frozenset(
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-#: what the catalog is rendered with here, to be cut out and replaced by the _config field:
-#: a character no rule text holds (checked)
-MARKER = "\x00"
-TEMPLATE = RuleSettings(selector=MARKER)
+#: what the catalog is rendered with here, to be cut out and replaced by the _config
+#: fields: characters no rule text holds (checked), one per selector
+MARKERS = {
+    "\x00": SELECTOR_FIELD,  # the exporter's series
+    "\x01": "ksmSelector",  # kube-state-metrics' (the cluster rules)
+    "\x02": "cdiSelector",  # CDI's (the cluster rules)
+}
+TEMPLATE = RuleSettings(selector="\x00", ksm_selector="\x01", cdi_selector="\x02")
+_MARKER = re.compile("([\x00\x01\x02])")
 
 
 def string(text: str) -> str:
@@ -87,14 +92,13 @@ def string(text: str) -> str:
 
 
 def spliced(text: str) -> str:
-    """A rendered text as jsonnet: its literal parts joined by _config's selector."""
-    parts = text.split(MARKER)
+    """A rendered text as jsonnet: its literal parts joined by _config's selectors."""
     tokens = []
-    for i, part in enumerate(parts):
-        if part:
+    for part in _MARKER.split(text):
+        if part in MARKERS:
+            tokens.append(f"$._config.{MARKERS[part]}")
+        elif part:
             tokens.append(string(part))
-        if i < len(parts) - 1:
-            tokens.append(f"$._config.{SELECTOR_FIELD}")
     return " + ".join(tokens) or "''"
 
 
@@ -137,14 +141,12 @@ def _block(lines: Iterable[str], indent: int) -> list[str]:
 
 
 def _recording(rule: dict[str, Any]) -> list[str]:
-    if set(rule) != {"record", "expr"}:
+    if not {"record", "expr"} <= set(rule) <= {"record", "expr", "labels"}:
         raise ValueError(f"unexpected fields in a recording rule: {sorted(rule)}")
-    return [
-        "{",
-        f"  record: {string(rule['record'])},",
-        f"  expr: {spliced(rule['expr'])},",
-        "},",
-    ]
+    lines = ["{", f"  record: {string(rule['record'])},", f"  expr: {spliced(rule['expr'])},"]
+    if "labels" in rule:
+        lines.append(f"  labels: {value(rule['labels'])},")
+    return [*lines, "},"]
 
 
 def _alerting(rule: dict[str, Any]) -> list[str]:
@@ -190,17 +192,17 @@ def _groups(kind: str, src: str, about: str, groups: list[dict[str, Any]]) -> st
     return "\n".join(lines) + "\n"
 
 
-def _rule_groups() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The recording group and the alerting group of the rule file, as jsonnet templates."""
-    texts = [r.expr for r in RECORDING_RULES]
+def _rule_groups() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The recording groups and the alerting groups of the rule file, as jsonnet templates."""
+    texts = [r.expr for r in (*RECORDING_RULES, *CLUSTER_RECORDING_RULES)]
     texts += [text for alert in ALERTS for text in (*alert.prose(), *(r.expr for r in alert.rules))]
-    if any(MARKER in text for text in texts):
-        raise ValueError("a rule text holds the marker the selector is rendered as")
-    recording, alerting = rules_file(TEMPLATE)["groups"]
-    if any("alert" in r for r in recording["rules"]) or any(
-        "record" in r for r in alerting["rules"]
-    ):
-        raise ValueError("the rule file's first group must record, the second alert")
+    if any(_MARKER.search(text) for text in texts):
+        raise ValueError("a rule text holds a marker a selector is rendered as")
+    groups = rules_file(TEMPLATE)["groups"]
+    recording = [g for g in groups if all("record" in r for r in g["rules"])]
+    alerting = [g for g in groups if all("alert" in r for r in g["rules"])]
+    if len(recording) + len(alerting) != len(groups):
+        raise ValueError("a rule group of the rule file mixes recording and alerting rules")
     return recording, alerting
 
 
@@ -213,7 +215,7 @@ def alerts_libsonnet() -> str:
         "severity and the runbook URL taken from _config (config.libsonnet).\n" + ABOUT_TEXTS
     )
     _, alerting = _rule_groups()
-    return _groups("prometheusAlerts", "alerts/catalog/", about, [alerting])
+    return _groups("prometheusAlerts", "alerts/catalog/", about, alerting)
 
 
 def rules_libsonnet() -> str:
@@ -222,7 +224,7 @@ def rules_libsonnet() -> str:
         "taken from _config (config.libsonnet).\n" + ABOUT_TEXTS
     )
     recording, _ = _rule_groups()
-    return _groups("prometheusRules", "alerts/catalog/recording.py", about, [recording])
+    return _groups("prometheusRules", "alerts/catalog/", about, recording)
 
 
 def config_libsonnet() -> str:
@@ -238,6 +240,9 @@ def config_libsonnet() -> str:
         "  _config+:: {",
         "    // label matchers every series selector of every rule starts with",
         f"    {SELECTOR_FIELD}: {string(DEFAULTS.selector)},",
+        "    // ... of kube-state-metrics' and CDI's series, which the cluster rules read",
+        f"    ksmSelector: {string(DEFAULTS.ksm_selector)},",
+        f"    cdiSelector: {string(DEFAULTS.cdi_selector)},",
         "    // where each alert's runbook_url points: %s is the alert's name, %% a literal %;",
         "    // set the exporter's runbook_url_template to the same place (its report links)",
         f"    runbookURLPattern: {string(runbook_pattern())},",

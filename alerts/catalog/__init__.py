@@ -3,13 +3,16 @@ quiet; and the recording rules. alerts/generate.py renders them into the rule fi
 promtool test file and the runbooks; thresholds come from exporter/spec.py.
 
 One module per check (exporter/checks/), named after it, holds that check's alerts; the
-exporter's own health alerts are in `exporter`. ALERTS lists them in the registry's order
-(exporter.checks.CHECKS), then the exporter's.
+exporter's own health alerts are in `exporter`; the cluster's requirements, judged from
+kube-state-metrics' and CDI's series, in `cluster` with their recording rules. ALERTS lists
+them in the registry's order (exporter.checks.CHECKS), then the exporter's, then the
+cluster's.
 """
 
 from __future__ import annotations
 
 from alerts.catalog import (
+    cluster,
     compute,
     devices,
     disk,
@@ -23,10 +26,14 @@ from alerts.catalog import (
 )
 from alerts.catalog import exporter as exporter_health
 from alerts.catalog.common import (
+    CDI,
     JOB,
+    KSM,
+    PLACEHOLDERS,
     SELECTOR,
     Alert,
     Case,
+    RecordingCase,
     RecordingRule,
     Rule,
     RuleSettings,
@@ -55,16 +62,24 @@ if BY_CHECK.keys() != CHECKS.keys():
 ALERTS: tuple[Alert, ...] = (
     *(alert for name in CHECKS for alert in BY_CHECK[name]),
     *exporter_health.ALERTS,
+    *cluster.ALERTS,
 )
+#: the cluster's verdicts, a rule group of their own: its rules run in order
+CLUSTER_RECORDING_RULES = cluster.RECORDING_RULES
 
 __all__ = [
     "ALERTS",
     "BY_CHECK",
+    "CDI",
+    "CLUSTER_RECORDING_RULES",
     "JOB",
+    "KSM",
+    "PLACEHOLDERS",
     "RECORDING_RULES",
     "SELECTOR",
     "Alert",
     "Case",
+    "RecordingCase",
     "RecordingRule",
     "Rule",
     "RuleSettings",

@@ -12,10 +12,16 @@ rendered the same way), to name the selector a deployment's rules expect.
 
 Annotation templates pass those selectors to printf in Go raw strings (`...`): a selector
 carries double quotes, which a "..." template string would need escaped.
+
+Series of other exporters carry their own placeholders: KSM for kube-state-metrics' and CDI
+for CDI's (alerts/catalog/cluster.py), rendered from RuleSettings.ksm_selector and
+.cdi_selector. They are not the exporter's job, and a deployment scrapes them under names
+of its own.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from exporter.spec import PORTS, PROFILES, Level, Req, Requirement
@@ -25,24 +31,71 @@ JOB = "kubev-node-exporter"
 
 #: Stands for the job selector in expressions and query templates; see the module docstring.
 SELECTOR = "<selector>"
+#: Stand for the selectors of kube-state-metrics' and CDI's series
+KSM = "<ksm_selector>"
+CDI = "<cdi_selector>"
+PLACEHOLDERS = (SELECTOR, KSM, CDI)
+
+#: kube-state-metrics' job where kube-prometheus and the kubernetes-mixin expect it
+#: (kubernetes-monitoring/kubernetes-mixin config.libsonnet: kubeStateMetricsSelector)
+KSM_JOB = "kube-state-metrics"
+#: CDI's operator scrapes its controller through the Service cdi-prometheus-metrics, which
+#: becomes the job name under the prometheus-operator (kubevirt/containerized-data-importer
+#: pkg/common/common.go PrometheusServiceName; pkg/operator/controller/prometheus.go,
+#: ServiceMonitor service-monitor-cdi). The regex takes it and a hand-written job named
+#: after CDI alike; the rules read CDI's series through `max by`, so two jobs that scrape
+#: the same CDI do no harm.
+CDI_SELECTOR = 'job=~".*cdi.*"'
+
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def duration_seconds(text: str) -> int:
+    """'1h30m', '15m', '2s', '0s' -> seconds (the forms the catalog's `for` takes)."""
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"not a duration of hours, minutes and seconds: {text!r}")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 @dataclass(frozen=True)
 class RuleSettings:
     """What one rendering of the catalog is for."""
 
-    #: label matchers every series selector of every rule starts with
+    #: label matchers every series selector of the exporter's series starts with
     selector: str = f'job="{JOB}"'
+    #: ... of kube-state-metrics' series (kube_node_*)
+    ksm_selector: str = f'job="{KSM_JOB}"'
+    #: ... of CDI's series (kubevirt_cdi_*)
+    cdi_selector: str = CDI_SELECTOR
+    #: every alert's `for` at most this long ("": as the catalog says). For tests that
+    #: watch alerts fire in a real Prometheus without waiting the real quarter of an hour.
+    max_for: str = ""
 
     def __post_init__(self) -> None:
-        if not self.selector.strip():
-            raise ValueError("the selector is empty: `metric{,label=...}` is not PromQL")
-        if "`" in self.selector:
-            raise ValueError("the selector has a backquote: templates quote it in `...`")
+        for name in ("selector", "ksm_selector", "cdi_selector"):
+            value = getattr(self, name)
+            if not value.strip():
+                raise ValueError(f"the {name} is empty: `metric{{,label=...}}` is not PromQL")
+            if "`" in value:
+                raise ValueError(f"the {name} has a backquote: templates quote it in `...`")
+        if self.max_for:
+            duration_seconds(self.max_for)
 
     def render(self, text: str) -> str:
-        """An expression or annotation with the placeholder replaced by this selector."""
-        return text.replace(SELECTOR, self.selector)
+        """An expression or annotation with the placeholders replaced by these selectors."""
+        return (
+            text.replace(SELECTOR, self.selector)
+            .replace(KSM, self.ksm_selector)
+            .replace(CDI, self.cdi_selector)
+        )
+
+    def for_(self, duration: str) -> str:
+        """A rule's `for`, capped at max_for."""
+        if self.max_for and duration_seconds(duration) > duration_seconds(self.max_for):
+            return self.max_for
+        return duration
 
 
 @dataclass(frozen=True)
@@ -59,9 +112,29 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class RecordingCase:
+    """A promtool case of a recording rule: input series, the time to evaluate, and the
+    samples the rule's record must hold there (series text -> value; none: it is absent)."""
+
+    series: dict[str, str]
+    eval_time: str
+    samples: dict[str, float]
+
+
+@dataclass(frozen=True)
 class RecordingRule:
     record: str
     expr: str
+    #: labels the rule adds to what it records
+    labels: tuple[tuple[str, str], ...] = ()
+    cases: tuple[RecordingCase, ...] = ()
+
+    @property
+    def selector(self) -> str:
+        """The series this rule records, as a selector: its name and its own labels."""
+        if not self.labels:
+            return self.record
+        return self.record + "{" + ",".join(f'{k}="{v}"' for k, v in self.labels) + "}"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""HTTP endpoints: /metrics, / (HTML report), /-/healthy, /-/ready, /-/identity (what this
-node tells its peers: exporter/checks/peerid.py). Reads only the snapshot."""
+"""HTTP endpoints: /metrics, / (HTML report), /report.json (the `check --output json`
+document), /-/healthy, /-/ready, /-/identity (what this node tells its peers:
+exporter/checks/peerid.py). Reads only the snapshot."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -14,8 +16,9 @@ from exporter.report import html, model
 from exporter.runtime import Runtime
 
 INDEX, HEALTHY, READY = "/", "/-/healthy", "/-/ready"
+REPORT_JSON = "/report.json"
 #: the paths of the server's own routes: the telemetry path must be none of them
-RESERVED_PATHS = (INDEX, HEALTHY, READY, IDENTITY_PATH)
+RESERVED_PATHS = (INDEX, REPORT_JSON, HEALTHY, READY, IDENTITY_PATH)
 
 
 def accepts_gzip(header: str) -> bool:
@@ -63,6 +66,19 @@ def make_app(
             page_cache[snapshot.generation] = body
         return web.Response(body=body, content_type="text/html", charset="utf-8")
 
+    report_cache: dict[int, bytes] = {}
+
+    async def report_json(request: web.Request) -> web.Response:
+        # the document `check --output json` prints, from the latest snapshot: no check runs
+        snapshot = runtime.snapshot
+        body = report_cache.get(snapshot.generation)
+        if body is None:
+            report_cache.clear()
+            report = model.build(snapshot, runtime.config).to_json()
+            body = (json.dumps(report, indent=2) + "\n").encode()
+            report_cache[snapshot.generation] = body
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
+
     async def healthy(request: web.Request) -> web.Response:
         return web.Response(text="OK\n")
 
@@ -83,6 +99,7 @@ def make_app(
     app = web.Application(middlewares=list(middlewares), client_max_size=1024)
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get(INDEX, index)
+    app.router.add_get(REPORT_JSON, report_json)
     app.router.add_get(HEALTHY, healthy)
     app.router.add_get(READY, ready)
     app.router.add_get(IDENTITY_PATH, identify)

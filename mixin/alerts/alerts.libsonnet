@@ -504,6 +504,127 @@
               runbook_url: $._config.runbookURLPattern % 'KubevExporterAbsent',
             },
           },
+          {
+            alert: 'KubevSharedStorageMissing',
+            expr: '(max by (storageclass, provisioner, complete, default, virtdefault, rwx, smartclone, degraded) (kubevirt_cdi_storageprofile_info{' + $._config.cdiSelector + ',virtdefault="true",rwx="false"}) or (max by (storageclass, provisioner, complete, default, virtdefault, rwx, smartclone, degraded) (kubevirt_cdi_storageprofile_info{' + $._config.cdiSelector + ',default="true",rwx="false"}) unless on() kubevirt_cdi_storageprofile_info{' + $._config.cdiSelector + ',virtdefault="true"}))',
+            'for': '10m',
+            labels: {
+              severity: $._config.warningSeverity,
+              reason: 'no_rwx',
+            },
+            annotations: {
+              summary: 'The VMs\' StorageClass offers no ReadWriteMany (no live migration)',
+              description: 'StorageClass {{ $labels.storageclass }} (provisioner {{ $labels.provisioner }}), the class a VM disk gets when it names none, offers no ReadWriteMany{{ if eq $labels.complete "false" }} as far as CDI knows: its StorageProfile is incomplete{{ end }}. VMs on it cannot live-migrate.',
+              runbook_url: $._config.runbookURLPattern % 'KubevSharedStorageMissing',
+            },
+          },
+          {
+            alert: 'KubevSharedStorageMissing',
+            expr: 'count(max by (storageclass) (kubevirt_cdi_storageprofile_info{' + $._config.cdiSelector + '})) unless on() (kubevirt_cdi_storageprofile_info{' + $._config.cdiSelector + ',virtdefault="true"} or kubevirt_cdi_storageprofile_info{' + $._config.cdiSelector + ',default="true"})',
+            'for': '10m',
+            labels: {
+              severity: $._config.warningSeverity,
+              reason: 'no_default_class',
+            },
+            annotations: {
+              summary: 'No default StorageClass for VM disks',
+              description: 'CDI reports {{ $value }} StorageClasses, none of them the default for VMs (storageclass.kubevirt.io/is-default-virt-class) or for the cluster (storageclass.kubernetes.io/is-default-class): which storage VMs get, and so whether they can live-migrate, cannot be told.',
+              runbook_url: $._config.runbookURLPattern % 'KubevSharedStorageMissing',
+            },
+          },
+          {
+            alert: 'KubevVMStorageProfileIncomplete',
+            expr: '(max by (storageclass, provisioner, complete, default, virtdefault, rwx, smartclone, degraded) (kubevirt_cdi_storageprofile_info{' + $._config.cdiSelector + ',virtdefault="true",complete="false"}) or (max by (storageclass, provisioner, complete, default, virtdefault, rwx, smartclone, degraded) (kubevirt_cdi_storageprofile_info{' + $._config.cdiSelector + ',default="true",complete="false"}) unless on() kubevirt_cdi_storageprofile_info{' + $._config.cdiSelector + ',virtdefault="true"}))',
+            'for': '10m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'CDI does not know the access and volume modes of the VMs\' StorageClass',
+              description: 'StorageClass {{ $labels.storageclass }} (provisioner {{ $labels.provisioner }}), the class a VM disk gets when it names none, has an incomplete StorageProfile: CDI cannot tell its access modes or volume mode, so whether it is shared cannot be judged.',
+              runbook_url: $._config.runbookURLPattern % 'KubevVMStorageProfileIncomplete',
+            },
+          },
+          {
+            alert: 'KubevKVMNodesTooFew',
+            expr: '(count(max by (node) (kube_node_status_allocatable{' + $._config.ksmSelector + ',resource="devices_kubevirt_io_kvm"}) > 0) or on() (0 * count(max by (node) (kube_node_info{' + $._config.ksmSelector + '})))) < 2 and on() (count(max by (node) (kube_node_info{' + $._config.ksmSelector + '})) > 1)',
+            'for': '5m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'Fewer than 2 nodes offer KVM: no live migration',
+              description: '{{ $value }} of the cluster\'s nodes offer devices.kubevirt.io/kvm; live migration needs at least 2 nodes with it.',
+              runbook_url: $._config.runbookURLPattern % 'KubevKVMNodesTooFew',
+            },
+          },
+          {
+            alert: 'KubevKubeVirtDevicesUnavailable',
+            expr: 'max by (node, resource) (kube_node_status_allocatable{' + $._config.ksmSelector + ',resource=~"devices_kubevirt_io_kvm|devices_kubevirt_io_tun|devices_kubevirt_io_vhost_net"}) == 0',
+            'for': '10m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'A KubeVirt device is advertised but not allocatable on a node',
+              description: '{{ $labels.node }}: KubeVirt\'s device plugin offers {{ $labels.resource }}, but none is allocatable: the device is missing on the node, and VMs that need it are not scheduled there.',
+              runbook_url: $._config.runbookURLPattern % 'KubevKubeVirtDevicesUnavailable',
+            },
+          },
+          {
+            alert: 'KubevNodeNotSchedulableForVMs',
+            expr: 'max by (node) (kube_node_labels{' + $._config.ksmSelector + ',label_kubevirt_io_schedulable="false"})',
+            'for': '10m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'A node is not schedulable for VMs (kubevirt.io/schedulable=false)',
+              description: '{{ $labels.node }}: the node label kubevirt.io/schedulable is false: virt-handler there is not running, not ready, or has not reported for 5 minutes; no VM is scheduled on the node.',
+              runbook_url: $._config.runbookURLPattern % 'KubevNodeNotSchedulableForVMs',
+            },
+          },
+          {
+            alert: 'KubevNodeExporterMissing',
+            expr: 'max by (node) (kube_node_info{' + $._config.ksmSelector + '}) unless on(node) kubev_node_info{' + $._config.kubevSelector + '}',
+            'for': '15m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'A node of the cluster has no kubev-node-exporter',
+              description: '{{ $labels.node }} is a node of the cluster (kube-state-metrics), but no kubev-node-exporter reports it: its requirements are not watched.',
+              runbook_url: $._config.runbookURLPattern % 'KubevNodeExporterMissing',
+            },
+          },
+          {
+            alert: 'KubevClusterMetricsAbsent',
+            expr: 'absent(kube_node_info{' + $._config.ksmSelector + '})',
+            'for': '15m',
+            labels: {
+              severity: $._config.warningSeverity,
+              source: 'kube-state-metrics',
+            },
+            annotations: {
+              summary: 'No kube-state-metrics series: the cluster\'s node requirements are not judged',
+              description: 'Prometheus has no kube_node_info series of ' + $._config.ksmSelector + ': KVM-capable nodes, KubeVirt\'s devices and nodes without an exporter are not judged.',
+              runbook_url: $._config.runbookURLPattern % 'KubevClusterMetricsAbsent',
+            },
+          },
+          {
+            alert: 'KubevClusterMetricsAbsent',
+            expr: 'absent(kubevirt_cdi_storageprofile_info{' + $._config.cdiSelector + '})',
+            'for': '15m',
+            labels: {
+              severity: $._config.warningSeverity,
+              source: 'cdi',
+            },
+            annotations: {
+              summary: 'No CDI StorageProfile series: shared storage is not judged',
+              description: 'Prometheus has no kubevirt_cdi_storageprofile_info series of ' + $._config.cdiSelector + ': whether VM storage is shared (ReadWriteMany) is not judged.',
+              runbook_url: $._config.runbookURLPattern % 'KubevClusterMetricsAbsent',
+            },
+          },
         ],
       },
     ],

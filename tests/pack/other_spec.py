@@ -53,6 +53,12 @@ def change_every_number() -> None:
         profile: {name: _other_requirement(req) for name, req in reqs.items()}
         for profile, reqs in spec.PROFILES.items()
     }
+    spec.CLUSTER_REQUIREMENTS = {
+        name: req
+        if req.unit == "bool"
+        else dataclasses.replace(req, threshold=req.threshold * FACTOR)
+        for name, req in spec.CLUSTER_REQUIREMENTS.items()
+    }
     spec.PORTS = tuple(
         dataclasses.replace(row, first=row.first + PORT_SHIFT, last=row.last + PORT_SHIFT)
         for row in spec.PORTS

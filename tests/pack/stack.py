@@ -137,6 +137,13 @@ def prometheus(
     if alertmanager_url:
         am = urllib.parse.urlsplit(alertmanager_url).netloc
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [am]}]}]}
+    with running_prometheus(tmp, config) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_prometheus(tmp: Path, config: dict[str, Any]) -> Iterator[str]:
+    """Prometheus with this configuration on a free loopback port; its URL once ready."""
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from alerts.catalog import ALERTS, BY_CHECK, SELECTOR, RuleSettings, disk
+from alerts.catalog import (
+    ALERTS,
+    BY_CHECK,
+    CLUSTER_RECORDING_RULES,
+    PLACEHOLDERS,
+    RECORDING_RULES,
+    RuleSettings,
+    disk,
+)
 from alerts.generate import RULES, RUNBOOKS, TESTS, outputs, rules_file, runbook_url
 from exporter import spec
 from exporter.checks import CHECKS
@@ -103,7 +111,7 @@ def test_thresholds_come_from_the_spec() -> None:
 #: what prose cites as a figure: a number with a unit, or a bare number of 4 or more digits
 #: (ports, MTUs); an issue reference (kubevirt#10713) is not a figure
 FIGURE = re.compile(
-    r"(?<![\w.#])(?:\d+(?:\.\d+)?\s?(?:%|(?:GiB|MB/s|Gb/s|ms|hours|times|bytes|cores)\b)"
+    r"(?<![\w.#])(?:\d+(?:\.\d+)?\s?(?:%|(?:GiB|MB/s|Gb/s|ms|hours|times|bytes|cores|nodes)\b)"
     r"|\d{4,}(?![\w.]))"
 )
 #: figures that are the rule's own, not the spec's
@@ -150,6 +158,7 @@ def test_the_prose_takes_every_number_from_the_spec() -> None:
         "KubevOVNEndpointDown",
         "KubevDNSResolutionSlow",
         "KubevExporterDown",
+        "KubevKVMNodesTooFew",
     }
 
 
@@ -202,7 +211,8 @@ def test_the_rules_render_valid_for_another_selector(tmp_path: Path) -> None:
 
 def test_no_placeholder_reaches_a_generated_file() -> None:
     for path, text in outputs().items():
-        assert SELECTOR not in text, path
+        for placeholder in PLACEHOLDERS:
+            assert placeholder not in text, (path, placeholder)
 
 
 @pytest.mark.parametrize("selector", ["", "  ", 'job="a`b"'])
@@ -224,3 +234,108 @@ def test_generation_does_not_depend_on_hash_order() -> None:
             check=False,
         )
         assert done.returncode == 0, (seed, done.stderr)
+
+
+# --- the cluster's rules: kube-state-metrics' and CDI's series ------------------------------
+
+#: kube-state-metrics' and CDI's series in an expression (not a function call)
+FOREIGN = re.compile(r"(?<![\w:])(kube_\w+|kubevirt_cdi_\w+)\b(?!\s*\()")
+
+
+def foreign_selectors(settings: RuleSettings) -> list[tuple[str, str, str]]:
+    """(where, series name, what follows it) for every foreign series of the rendered rules."""
+    found = []
+    for group in rules_file(settings)["groups"]:
+        for rule in group["rules"]:
+            where = rule.get("alert") or rule["record"]
+            found += [
+                (where, m.group(1), rule["expr"][m.end() :]) for m in FOREIGN.finditer(rule["expr"])
+            ]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("ksm", "cdi"),
+    [
+        ('job="kube-state-metrics"', 'job=~".*cdi.*"'),
+        ('job="ksm",cluster="lab-1"', 'namespace="cdi",job="cdi-prometheus-metrics"'),
+    ],
+    ids=["default", "custom"],
+)
+def test_foreign_series_take_their_own_selector(ksm: str, cdi: str) -> None:
+    """kube-state-metrics and CDI are not the exporter's job: their series are selected by
+    their own settings, and the rules render valid for any of them."""
+    settings = RuleSettings(ksm_selector=ksm, cdi_selector=cdi)
+    found = foreign_selectors(settings)
+    names = {name for _, name, _ in found}
+    assert names == {
+        "kube_node_info",
+        "kube_node_status_allocatable",
+        "kube_node_labels",
+        "kubevirt_cdi_storageprofile_info",
+    }
+    for where, name, rest in found:
+        selector = cdi if name.startswith("kubevirt_cdi_") else ksm
+        assert rest.startswith((f"{{{selector},", f"{{{selector}}}")), (where, name, rest[:80])
+
+
+def test_the_rules_render_valid_for_other_foreign_selectors(tmp_path: Path) -> None:
+    settings = RuleSettings(
+        ksm_selector='job="ksm",cluster="lab-1"', cdi_selector='namespace="cdi"'
+    )
+    rendered = tmp_path / "rules.yml"
+    rendered.write_text(yaml.safe_dump(rules_file(settings), sort_keys=False))
+    done = promtool("check", "rules", str(rendered))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("field", ["ksm_selector", "cdi_selector"])
+@pytest.mark.parametrize("value", ["", 'job="a`b"'])
+def test_a_foreign_selector_that_cannot_render_is_refused(field: str, value: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        RuleSettings(**{field: value})
+
+
+def test_the_cdi_selector_takes_the_job_cdis_operator_makes() -> None:
+    """CDI's ServiceMonitor scrapes the Service cdi-prometheus-metrics (its job name under
+    the prometheus-operator): the default selector must match it."""
+    from alerts.catalog.cluster_series import CDI_JOB
+    from alerts.catalog.common import CDI_SELECTOR
+
+    regex = CDI_SELECTOR.removeprefix("job=~").strip('"')
+    assert re.fullmatch(regex, CDI_JOB)
+    assert re.fullmatch(regex, "cdi")
+    assert not re.fullmatch(regex, "kube-state-metrics")
+
+
+def test_each_cluster_requirement_has_its_alert_and_recorded_verdict() -> None:
+    """The fleet command reads the recorded verdict and links the alert's runbook, whose
+    Mitigation opens with the requirement's hint."""
+    alerts = {alert.name: alert for alert in ALERTS}
+    recorded = {
+        (rule.record, dict(rule.labels).get("requirement")) for rule in CLUSTER_RECORDING_RULES
+    }
+    for req in spec.CLUSTER_REQUIREMENTS.values():
+        assert alerts[req.alert].mitigation[0] == req.hint, req.name
+        scope = "cluster" if req.extent is spec.Extent.CLUSTER else "node_cluster"
+        for kind in ("met", "observed"):
+            assert (f"kubev:{scope}_requirement_{kind}", req.name.value) in recorded, (req, kind)
+
+
+def test_every_cluster_recording_rule_has_promtool_cases_with_samples() -> None:
+    for rule in CLUSTER_RECORDING_RULES:
+        assert any(case.samples for case in rule.cases), rule.selector
+    # and they reach the promtool file
+    tests = yaml.safe_load(TESTS.read_text())["tests"]
+    exprs = {t["promql_expr_test"][0]["expr"] for t in tests if "promql_expr_test" in t}
+    assert exprs == {r.selector for r in (*RECORDING_RULES, *CLUSTER_RECORDING_RULES) if r.cases}
+
+
+def test_max_for_caps_every_alerts_for() -> None:
+    """The hook the end-to-end tests use to watch alerts fire without the real wait."""
+    capped = alerting_rules(rules_file(RuleSettings(max_for="2s")))
+    assert {r.get("for", "0s") for r in capped} <= {"2s", "0s"}
+    plain = alerting_rules(rules_file())
+    assert any(r.get("for") == "15m" for r in plain)
+    with pytest.raises(ValueError, match="duration"):
+        RuleSettings(max_for="soon")

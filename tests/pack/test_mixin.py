@@ -115,10 +115,13 @@ def test_overridden_config_changes_selector_severities_and_runbooks(tmp_path: Pa
     assert first["annotations"]["runbook_url"] == (
         f"https://runbooks.example.com/kubev/{first['alert']}?from=mixin&pct=100%"
     )
-    # every selector of every expression and query template is the new one
+    # every selector of our series, in every expression and query template, is the new one;
+    # the cluster rules read kube-state-metrics' and CDI's series, under their own selectors
+    defaults = RuleSettings()
     for rule in (r for g in groups for r in g["rules"]):
         assert 'job="kubev-node-exporter"' not in json.dumps(rule), rule
-    assert all(SELECTOR in r["expr"] for g in groups for r in g["rules"])
+        own = (SELECTOR, defaults.ksm_selector, defaults.cdi_selector)
+        assert any(selector in rule["expr"] for selector in own), rule
 
     path = tmp_path / "kubev.rules.yml"
     path.write_text(yaml.safe_dump({"groups": groups}))
@@ -251,13 +254,18 @@ def test_kube_prometheus_vendors_and_configures_it(tmp_path: Path) -> None:
     selector = 'job="kubev-node-exporter",namespace="monitoring"'
     groups = expected_rules(selector, "https://runbooks.example.com/kubev/%s", {})
     by_name = {g["name"]: g for g in rule["spec"]["groups"]}
+    wanted_groups = {g["name"]: g for g in groups}
+    # kube-prometheus lists alerts before rules: the same groups, in its order
     assert [g["name"] for g in rule["spec"]["groups"]] == [
         "kubev-node-exporter.alerts",
         "kubev-node-exporter.rules",
+        "kubev-node-exporter.cluster",
     ]
-    assert by_name["kubev-node-exporter.rules"] == groups[0]
+    for name in ("kubev-node-exporter.rules", "kubev-node-exporter.cluster"):
+        assert by_name[name] == wanted_groups[name]
     alerts = by_name["kubev-node-exporter.alerts"]["rules"]
-    for rendered, wanted in zip(alerts, groups[1]["rules"], strict=True):
+    wanted_alerts = wanted_groups["kubev-node-exporter.alerts"]["rules"]
+    for rendered, wanted in zip(alerts, wanted_alerts, strict=True):
         assert rendered["expr"] == wanted["expr"]
         assert rendered["annotations"]["runbook_url"] == wanted["annotations"]["runbook_url"]
 

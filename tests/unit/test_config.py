@@ -223,8 +223,13 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ),
         (
             ["--web.telemetry-path=metrics"],
-            "--web.telemetry-path: 'metrics' must start with / and not be /, /-/healthy, "
-            "/-/ready or /-/identity",
+            "--web.telemetry-path: 'metrics' must start with / and not be /, /report.json, "
+            "/-/healthy, /-/ready or /-/identity",
+        ),
+        (
+            ["--web.telemetry-path=/report.json"],
+            "--web.telemetry-path: '/report.json' must start with / and not be /, "
+            "/report.json, /-/healthy, /-/ready or /-/identity",
         ),
         (
             ["--web.listen-address=[zz::1]:80"],
