@@ -173,6 +173,7 @@ def dashboard() -> Dashboard:
                 ("x86-64-v2 CPU baseline", Req.CPU_BASELINE),
                 ("Kernel modules", Req.KERNEL_MODULES),
                 ("cgroup controllers", Req.CGROUP_CONTROLLERS),
+                ("Peers' ports reachable", Req.PEER_REACHABILITY),
             )
         ],
         h=4,

@@ -5,7 +5,33 @@ from __future__ import annotations
 
 from alerts.catalog.common import INSTANCE, JOB, NODE1, SELECTOR, Alert, Case, Rule
 from exporter.checks import ROWS
-from exporter.spec import Req
+from exporter.spec import Req, port_row
+
+
+def _ports(*components: str) -> str:
+    """'6641/6642', '2379-2380': a component's ports as the spec's table has them."""
+    texts = []
+    for component in components:
+        row = port_row(component)
+        texts.append(str(row.first) if row.first == row.last else f"{row.first}-{row.last}")
+    return "/".join(texts)
+
+
+def _tcp_ports() -> str:
+    """The TCP ports other nodes must reach, for a firewall rule: '6443, 2379-2380, ...'."""
+    components = (
+        "kube-apiserver",
+        "etcd",
+        "kubelet",
+        "kube-proxy",
+        "ovn-nb",
+        "ovn-sb",
+        "ovn-nb-raft",
+        "ovn-sb-raft",
+        "kube-ovn-cni",
+    )
+    return ", ".join(_ports(c) for c in components)
+
 
 #: ports whose blocked path stops the platform wherever the probing node stands: every
 #: node's kubelet needs the API server, ovn-controller the SB database, the overlay Geneve
@@ -77,13 +103,15 @@ ALERTS: tuple[Alert, ...] = (
         "off the link. Critical where it stops the platform: the API server, the SB database "
         "and Geneve from any node; etcd, the NB database, the databases' raft and the kubelet "
         "API from the control plane.",
-        impact="6443: the node's kubelet loses the API server: the node goes NotReady and its "
-        "VMs are evicted or cannot start. 2379-2380: etcd members cannot replicate: quorum "
-        "at risk. 6641/6642: ovn-controller gets no flows: new pods and VMs get no network. "
-        "6643/6644: the OVN databases' raft cluster degrades. 6081/udp: the overlay between "
-        "the two nodes is broken. 10250: logs, exec and metrics of the node's pods fail. "
-        "10256: load balancers' health checks fail. 10665: Kube-OVN's metrics cannot be "
-        "scraped.",
+        impact=f"{_ports('kube-apiserver')}: the node's kubelet loses the API server: the node "
+        "goes NotReady and its VMs are evicted or cannot start. "
+        f"{_ports('etcd')}: etcd members cannot replicate: quorum at risk. "
+        f"{_ports('ovn-nb', 'ovn-sb')}: ovn-controller gets no flows: new pods and VMs get no "
+        f"network. {_ports('ovn-nb-raft', 'ovn-sb-raft')}: the OVN databases' raft cluster "
+        f"degrades. {_ports('geneve')}/udp: the overlay between the two nodes is broken. "
+        f"{_ports('kubelet')}: logs, exec and metrics of the node's pods fail. "
+        f"{_ports('kube-proxy')}: load balancers' health checks fail. "
+        f"{_ports('kube-ovn-cni')}: Kube-OVN's metrics cannot be scraped.",
         diagnosis=(
             "Which pairs: `kubev_peer_unreachable == 1` (instance: the probing node, peer: "
             "the target), the exporter page's Peers section, or `kubev-node-exporter check "
@@ -104,12 +132,13 @@ ALERTS: tuple[Alert, ...] = (
         mitigation=(
             ROWS[Req.PEER_REACHABILITY].hint,
             "nftables: `nft insert rule inet filter input ip saddr NODE_CIDR tcp dport { "
-            "6443, 2379-2380, 10250, 10256, 6641-6644, 10665 } accept` and the same for "
-            "`udp dport 6081`; persist it in /etc/nftables.conf.",
+            f"{_tcp_ports()} }} accept` and the same for `udp dport {_ports('geneve')}`; "
+            "persist it in /etc/nftables.conf.",
             "firewalld: `firewall-cmd --permanent --zone=Z --add-rich-rule='rule "
-            "family=ipv4 source address=NODE_CIDR port port=10250 protocol=tcp accept'`, "
-            "then `firewall-cmd --reload`.",
-            "Cloud: a self-referencing security group rule for the node ports, and udp 6081.",
+            "family=ipv4 source address=NODE_CIDR port port=PORT protocol=tcp accept'` for each "
+            "port, then `firewall-cmd --reload`.",
+            "Cloud: a self-referencing security group rule for the node ports, and udp "
+            f"{_ports('geneve')}.",
             "A block on purpose (workers kept off etcd): `checks.peers.skip` on those nodes.",
         ),
         cases=(

@@ -83,7 +83,7 @@ def test_check_on_this_host_shows_tun_and_the_missing_vhost_net() -> None:
         == "/dev/vhost-net does not exist: modprobe vhost_net (the kernel then creates it)"
     )
     assert "modprobe vhost_net" in vhost["hint"]
-    assert vhost["runbook_url"].endswith("/KubevVMDeviceMissing.md")
+    assert vhost["runbook_url"].endswith("/KubevVhostNetDeviceMissing.md")
     assert rows["cpu_baseline"]["verdict"] == "PASS"
 
     table = subprocess.run(

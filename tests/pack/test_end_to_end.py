@@ -29,6 +29,8 @@ node_address: 127.0.0.1
 checks:
   compute: {interval: 1s}
   dns: {names: [localhost]}
+  # a peer on loopback: nothing listens there, every port resets (reachable, no firewall)
+  peers: {static: [127.0.0.2=worker]}
 """
 EIGHT_THREADS = 8
 
