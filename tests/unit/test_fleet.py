@@ -275,11 +275,11 @@ def test_the_vm_class_without_rwx_or_no_default_class_is_said() -> None:
 def test_two_exporters_for_one_node_and_an_unknown_requirement_are_noted() -> None:
     data = healthy_cluster()
     data["info"].append(info("n1", "10.0.0.9:19100"))
-    data["met"].append(met("10.0.0.1:19100", "a_requirement_from_a_newer_exporter", "minimum", 1))
+    data["met"].append(met("10.0.0.1:19100", "newer_requirement", "minimum", 1))
     report = assemble(answers(**data))
     assert report.notes == (
         "two exporters report node n1: 10.0.0.1:19100 (shown) and 10.0.0.9:19100",
-        "requirements this fleet command does not know, left out: a_requirement_from_a_newer_exporter",
+        "requirements this fleet command does not know, left out: newer_requirement",
     )
 
 
