@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import psutil
 import pytest
@@ -11,12 +10,12 @@ import pytest
 from exporter.config import Config
 from exporter.model import CheckError
 from exporter.spec import GIB, Profile
-from tests.helpers import node_tree
-from tests.unit.checkrun import make, observed, run, values
+from tests.checkrun import make, observed, run, values
+from tests.helpers import NodeTree
 
 
-def test_compliant_node(tmp_path: Path) -> None:
-    out = run(make("compute", node_tree("compliant", tmp_path)))
+def test_compliant_node(node_tree: NodeTree) -> None:
+    out = run(make("compute", node_tree("compliant", kvm_device=False)))
     v = values(out)
     assert v[("kubev_cpu_logical_cores", ())] == 32
     assert v[("kubev_cpu_physical_cores", ())] == 16
@@ -30,16 +29,16 @@ def test_compliant_node(tmp_path: Path) -> None:
     assert observed(out) == {"cpu_cores": 32, "memory": 65_536_000 * 1024}
 
 
-def test_headroom_follows_the_profile(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_headroom_follows_the_profile(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     testing = values(run(make("compute", tree, Config(profile=Profile.TESTING))))
     production = values(run(make("compute", tree, Config(profile=Profile.PRODUCTION))))
     assert testing[("kubev_cpu_headroom_cores", ("minimum",))] == 4 - 8
     assert production[("kubev_cpu_headroom_cores", ("minimum",))] == 4 - 16
 
 
-def test_idle_cores_over_the_interval(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_idle_cores_over_the_interval(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     check = make("compute", tree)
     stat = tree / "proc" / "stat"
     stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\n")
@@ -50,8 +49,8 @@ def test_idle_cores_over_the_interval(tmp_path: Path) -> None:
     assert second == pytest.approx(4 * 0.5)
 
 
-def test_physical_cores_from_sysfs_topology(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_physical_cores_from_sysfs_topology(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     (tree / "proc" / "cpuinfo").write_text("processor : 0\n\nprocessor : 1\n\nprocessor : 2\n")
     for cpu, core in ((0, 0), (1, 0), (2, 1)):
         topo = tree / "sys" / "devices" / "system" / "cpu" / f"cpu{cpu}" / "topology"
@@ -72,9 +71,9 @@ def test_physical_cores_from_sysfs_topology(tmp_path: Path) -> None:
     ],
 )
 def test_broken_files_fail_the_check_naming_the_file(
-    tmp_path: Path, file: str, content: str | None, message: str
+    node_tree: NodeTree, file: str, content: str | None, message: str
 ) -> None:
-    tree = node_tree("undersized", tmp_path)
+    tree = node_tree("undersized")
     target = tree / "proc" / file
     if content is None:
         target.unlink()
@@ -89,4 +88,6 @@ def test_this_machine() -> None:
     v = values(run(make("compute")))
     assert v[("kubev_cpu_logical_cores", ())] == os.cpu_count()
     assert v[("kubev_memory_total_bytes", ())] == psutil.virtual_memory().total
-    assert 0 <= v[("kubev_cpu_idle_cores", ())] <= os.cpu_count()  # type: ignore[operator]
+    cpus = os.cpu_count()
+    assert cpus is not None
+    assert 0 <= v[("kubev_cpu_idle_cores", ())] <= cpus

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -13,12 +12,12 @@ from exporter.config import Config
 from exporter.model import CheckError
 from exporter.settings import NameFilter
 from exporter.spec import FSYNC_MINIMUM_SECONDS, FSYNC_RECOMMENDED_SECONDS
-from tests.helpers import node_tree
-from tests.unit.checkrun import histograms, make, observed, run, values
+from tests.checkrun import histograms, make, observed, run, values
+from tests.helpers import NodeTree
 
 
-def test_types_models_and_default_exclusions(tmp_path: Path) -> None:
-    out = run(make("disk", node_tree("compliant", tmp_path)))
+def test_types_models_and_default_exclusions(node_tree: NodeTree) -> None:
+    out = run(make("disk", node_tree("compliant", kvm_device=False)))
     v = values(out)
     info = {k[1] for k in v if k[0] == "kubev_disk_info"}
     assert info == {
@@ -31,20 +30,20 @@ def test_types_models_and_default_exclusions(tmp_path: Path) -> None:
     assert observed(out)["storage_solid_state"] == 1
 
 
-def test_a_spinning_disk_fails_solid_state(tmp_path: Path) -> None:
-    out = run(make("disk", node_tree("undersized", tmp_path)))
+def test_a_spinning_disk_fails_solid_state(node_tree: NodeTree) -> None:
+    out = run(make("disk", node_tree("undersized")))
     assert values(out)[("kubev_disk_info", ("sda", "hdd", "ST1000DM003-1CH162"))] == 1
     assert observed(out)["storage_solid_state"] == 0
 
 
-def test_include_pattern(tmp_path: Path) -> None:
+def test_include_pattern(node_tree: NodeTree) -> None:
     cfg = Config().with_check("disk", devices=NameFilter(include="^loop"))
-    v = values(run(make("disk", node_tree("compliant", tmp_path), cfg)))
+    v = values(run(make("disk", node_tree("compliant", kvm_device=False), cfg)))
     assert {k[1][0] for k in v if k[0] == "kubev_disk_info"} == {"loop0"}
 
 
-def test_latency_over_the_interval(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_latency_over_the_interval(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     stats = tree / "proc" / "diskstats"
     check = make("disk", tree)
     v = values(run(check))
@@ -70,8 +69,8 @@ def test_garbled_diskstats_line_is_skipped_with_a_note() -> None:
         parse_diskstats("garbage garbage\n", "/proc/diskstats")
 
 
-def test_fsync_probe_and_filesystem(tmp_path: Path) -> None:
-    tree = node_tree("compliant", tmp_path)
+def test_fsync_probe_and_filesystem(node_tree: NodeTree) -> None:
+    tree = node_tree("compliant", kvm_device=False)
     check = make("disk", tree)
     for _ in range(2):
         out = run(check)
@@ -90,8 +89,8 @@ def test_fsync_probe_and_filesystem(tmp_path: Path) -> None:
     assert latency is not None and 0 < latency < h.total
 
 
-def test_missing_storage_path_fails_the_probe_not_the_check(tmp_path: Path) -> None:
-    tree = node_tree("compliant", tmp_path)
+def test_missing_storage_path_fails_the_probe_not_the_check(node_tree: NodeTree) -> None:
+    tree = node_tree("compliant", kvm_device=False)
     shutil.rmtree(tree / "root" / "var")
     out = run(make("disk", tree))
     assert values(out)[("kubev_storage_probe_success", ("/var/lib/kubelet",))] == 0
@@ -112,23 +111,23 @@ def test_read_only_path_keeps_its_filesystem_size() -> None:
     assert observed(out)["disk_latency"] is None
 
 
-def test_one_unmeasured_path_leaves_the_latency_verdict_unknown(tmp_path: Path) -> None:
-    tree = node_tree("compliant", tmp_path)
+def test_one_unmeasured_path_leaves_the_latency_verdict_unknown(node_tree: NodeTree) -> None:
+    tree = node_tree("compliant", kvm_device=False)
     cfg = Config().with_check("disk", storage_paths=("/var/lib/kubelet", "/var/lib/absent"))
     out = run(make("disk", tree, cfg))
     assert values(out)[("kubev_storage_probe_success", ("/var/lib/kubelet",))] == 1
     assert observed(out)["disk_latency"] is None
 
 
-def test_unknown_disk_type_leaves_solid_state_unknown(tmp_path: Path) -> None:
-    out = run(make("disk", node_tree("broken", tmp_path)))
+def test_unknown_disk_type_leaves_solid_state_unknown(node_tree: NodeTree) -> None:
+    out = run(make("disk", node_tree("broken")))
     assert values(out)[("kubev_disk_info", ("vda", "unknown", ""))] == 1
     assert observed(out)["storage_solid_state"] is None
 
 
-def test_time_counter_wraparound(tmp_path: Path) -> None:
+def test_time_counter_wraparound(node_tree: NodeTree) -> None:
     """The kernel prints diskstats times as 32-bit milliseconds; they wrap after ~49.7 days."""
-    tree = node_tree("undersized", tmp_path)
+    tree = node_tree("undersized")
     stats = tree / "proc" / "diskstats"
     stats.write_text("   8 0 sda 1000 0 0 4294967000 10 0 0 100 0 0 0 0 0 0 0 0 0\n")
     check = make("disk", tree)
@@ -140,8 +139,8 @@ def test_time_counter_wraparound(tmp_path: Path) -> None:
     assert v[("kubev_disk_read_latency_seconds", ("sda",))] == pytest.approx(0.00496)
 
 
-def test_device_that_vanishes_between_runs(tmp_path: Path) -> None:
-    tree = node_tree("compliant", tmp_path)
+def test_device_that_vanishes_between_runs(node_tree: NodeTree) -> None:
+    tree = node_tree("compliant", kvm_device=False)
     check = make("disk", tree)
     run(check)
     shutil.rmtree(tree / "sys" / "block" / "sda")
