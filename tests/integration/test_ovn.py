@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import tracemalloc
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 
 from exporter.blocking import BlockingGate
 from exporter.checks.ovn import Fetched, probe_endpoint
-from tests.helpers import background, needs_root, network_namespace, only, running, value
+from tests.helpers import background, network_namespace, only, running, value
 from tests.httpstub import TOKEN, app_for, serving
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -24,9 +25,9 @@ async def probe(
     headers: dict[str, str] | None = None,
     limit: float = 3.0,
     scheme: str = "http",
-    ssl_context: object = True,
+    ssl_context: ssl.SSLContext | bool = True,
 ) -> Fetched:
-    connector = aiohttp.TCPConnector(ssl=ssl_context, force_close=True)  # type: ignore[arg-type]
+    connector = aiohttp.TCPConnector(ssl=ssl_context, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
         return await probe_endpoint(
             session,
@@ -128,8 +129,6 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
 
 
 async def test_tls(certificate: tuple[Path, Path]) -> None:
-    import ssl
-
     cert, key = certificate
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
@@ -148,7 +147,7 @@ async def test_tls(certificate: tuple[Path, Path]) -> None:
     assert not plain.up
 
 
-@needs_root
+@pytest.mark.root
 def test_the_real_ports_in_a_namespace(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
     """The whole process: 10665 serves (with a token, over TLS), 10660 answers 500, 10661 is
     absent. kube-ovn-cni is required; the controller answered, so it counts; the monitor
@@ -157,9 +156,9 @@ def test_the_real_ports_in_a_namespace(tmp_path: Path, certificate: tuple[Path, 
     token = tmp_path / "token"
     token.write_text(TOKEN + "\n")
     config = tmp_path / "c.yaml"
-    config.write_text(
+    config.write_text(  # one run, with room for a busy machine
         f"checks:\n  ovn:\n    scheme: https\n    bearer_token_file: {token}\n"
-        f"    tls: {{ca_file: {cert}}}\n"
+        f"    tls: {{ca_file: {cert}}}\n    interval: 1h\n    timeout: 1m\n"
     )
     stub = ["tests.httpstub", "--tls", str(cert), str(key), "10665=needs_token", "10660=status500"]
     with (

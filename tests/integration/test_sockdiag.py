@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.checks import sockdiag
-from tests.helpers import ROOT, needs_root, network_namespace
+from tests.helpers import ROOT, network_namespace
 
 #: opens the sockets it is told to (in the namespace it runs in), then prints what
 #: sockdiag.listening_ports() and `ss` see while they are open
@@ -89,7 +89,7 @@ SPEC = {
 }
 
 
-@needs_root
+@pytest.mark.root
 def test_listening_sockets_as_ss_sees_them() -> None:
     with network_namespace() as ns:
         seen = probe(ns, SPEC)
@@ -98,7 +98,7 @@ def test_listening_sockets_as_ss_sees_them() -> None:
     assert seen["ours"]["udp"] == [6081, 32000, 32001]
 
 
-@needs_root
+@pytest.mark.root
 def test_a_dump_over_many_replies() -> None:
     """Ten thousand listeners: the kernel's dump spans many netlink replies."""
     with network_namespace() as ns:
