@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +16,15 @@ from pathlib import Path
 import pytest
 
 from dashboards.generate import outputs as dashboard_outputs
-from tests.helpers import ARTIFACTS, Exporter, chromium, fixture_args, needs_root, node_tree
-from tests.pack.stack import Webhook, alertmanager, prometheus, query
+from tests.helpers import ARTIFACTS, Exporter, chromium, fixture_args, make_node_tree, wait_until
+from tests.pack.monitoring_stack import Webhook, alertmanager, prometheus, query
 
 CONFIG = """\
 node_name: e2e-node
 profile: production
 node_address: 127.0.0.1
 checks:
-  compute: {interval: 1s}
+  compute: {interval: 5s}
   dns: {names: [localhost]}
 """
 EIGHT_THREADS = 8
@@ -42,7 +41,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("stack")
-    tree = node_tree("compliant", tmp)
+    tree = make_node_tree("compliant", tmp)
     cpuinfo = tree / "proc" / "cpuinfo"
     shutil.copy(cpuinfo, tmp / "cpuinfo.good")
     # break one minimum: 8 logical CPUs on a production node (16 required)
@@ -58,11 +57,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             alertmanager(tmp, hook) as am,
             prometheus(tmp, f"127.0.0.1:{exporter.port}", am) as prom,
         ):
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not query(
-                prom, 'count_over_time(kubev_node_info{job="kubev-node-exporter"}[1m]) >= 5'
-            ):
-                time.sleep(0.5)
+            wait_until(
+                lambda: query(
+                    prom, 'count_over_time(kubev_node_info{job="kubev-node-exporter"}[1m]) >= 5'
+                ),
+                "five scrapes of the exporter in Prometheus",
+                every=0.5,
+            )
             yield Stack(tree, exporter, prom, hook)
     finally:
         exporter.stop()
@@ -85,7 +86,8 @@ def concrete(expr: str) -> str:
     )
 
 
-@needs_root
+@pytest.mark.root
+@pytest.mark.slow
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     queries = panel_queries()
     assert len(queries) > 20
@@ -107,7 +109,8 @@ def test_dashboards_are_current_grafana() -> None:
         assert {v["name"] for v in data["templating"]["list"]} == {"datasource", "job", "node"}
 
 
-@needs_root
+@pytest.mark.root
+@pytest.mark.slow
 def test_alert_fires_routes_with_runbook_and_resolves(stack: Stack, tmp_path: Path) -> None:
     fired = stack.hook.wait_for("/pager", "KubevCPUCoresInsufficient", "firing")
     assert fired["labels"]["severity"] == "critical"
