@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from scrape import FIRST_LISTENER_PORT as FIRST_PORT
-from scrape import RESULTS, ROOT, floor_server, free_port, loopback_listeners, process, wrk
+from scrape import RESULTS, floor_server, free_port, loopback_listeners, process, wrk
 
 from exporter.spec import PORTS
 from tests.fixtures.build import block_device, diskstat, net_device
+from tests.helpers import ROOT
 
 CHECKS = ("kvm", "compute", "disk", "network", "ports", "ovn", "dns")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grafanalib.core import Dashboard, RowPanel, Stat, StateTimeline, Table, TimeSeries
+from grafanalib.core import Dashboard, RowPanel, Stat, StateTimeline, Table, Threshold, TimeSeries
 
 from dashboards.common import (
     DATASOURCE,
@@ -42,7 +42,7 @@ def series(
     expr: str,
     legend: str,
     unit: str,
-    thresholds: list | None = None,
+    thresholds: list[Threshold] | None = None,
     description: str = "",
 ) -> TimeSeries:
     extra = {}

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 T = TypeVar("T")
@@ -72,15 +71,6 @@ def make_node_tree(shape: str, parent: Path, *, kvm_device: bool | None = None) 
         RootMarker.require("a KVM device node (mknod)")
         os.mknod(target / "dev" / "kvm", 0o600 | stat.S_IFCHR, os.makedev(10, 232))
     return target
-
-
-def node_tree(shape: str, tmp_path: Path) -> Path:
-    """make_node_tree, for the test modules not yet on the node_tree fixture."""
-    return make_node_tree(shape, tmp_path)
-
-
-#: the root marker, for the test modules not yet on it
-needs_root = pytest.mark.root
 
 
 class NodeTree(Protocol):
