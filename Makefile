@@ -1,5 +1,6 @@
-# kubev-node-exporter: `make run` starts the exporter, `make test` runs every test.
-# Both set up what they need on a fresh machine (a venv; Debian packages for the tests).
+# kubev-node-exporter: `make run` starts the exporter, `make test` runs every test,
+# `make test-unit` the quick ones.
+# They set up what they need on a fresh machine (a venv; Debian packages for the tests).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -50,6 +51,11 @@ check-generated: $(STAMP)
 
 test: $(STAMP) debs lint check-generated
 	$(BIN)/pytest
+
+# While you work: no Debian packages, no root, under a minute. The in-process tests and
+# the generators' check; what needs root or is slow is left to make test.
+test-unit: $(STAMP)
+	$(BIN)/pytest -m "not root and not slow" tests/unit tests/tools
 
 bench: $(STAMP) debs
 	PYTHONPATH=. $(BIN)/python bench/scrape.py

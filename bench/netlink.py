@@ -28,7 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from scrape import RESULTS, ROOT, wrk
+from scrape import RESULTS, wrk
+
+from tests.helpers import ROOT
 
 PORT = 19100
 OTHERS = ("kvm", "compute", "disk", "ports", "ovn", "dns")

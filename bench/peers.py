@@ -153,7 +153,7 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=4.0)
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.json")
     args = parser.parse_args()
-    sizes = (0, 10, 100, 1000)  # 0: the same process with no peer, the baseline
+    sizes: tuple[int, ...] = (0, 10, 100, 1000)  # 0: the same process with no peer, the baseline
     if args.quick:
         sizes, args.seconds = (0, 10, 100), 8.0
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from scrape import FIRST_LISTENER_PORT as FIRST_PORT
-from scrape import RESULTS, ROOT, floor_server, free_port, loopback_listeners, process, wrk
+from scrape import RESULTS, floor_server, free_port, loopback_listeners, process, wrk
 
 from exporter.checks import CHECKS as REGISTRY
 from exporter.spec import PORTS
 from tests.fixtures.build import block_device, diskstat, net_device
+from tests.helpers import ROOT
 
 #: every registered check (a new one is measured too)
 CHECKS = tuple(REGISTRY)

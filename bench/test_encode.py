@@ -16,7 +16,7 @@ import pytest
 
 from exporter.checks import ports as ports_check
 from exporter.model import HistogramSample, Sample
-from tests.unit.test_encoder import ours, reference
+from tests.reference_encoder import ours, reference
 
 
 def port_samples(ports: int) -> list[Sample | HistogramSample]:

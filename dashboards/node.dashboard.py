@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from grafanalib.core import Dashboard, RowPanel, Stat, StateTimeline, Table, TimeSeries
+from grafanalib.core import Dashboard, RowPanel, Stat, StateTimeline, Table, Threshold, TimeSeries
 
 from alerts.catalog import RECORDING_RULES
 from dashboards.common import (
@@ -51,7 +51,7 @@ def series(
     expr: str,
     legend: str,
     unit: str,
-    thresholds: list | None = None,
+    thresholds: list[Threshold] | None = None,
     description: str = "",
     alerts: Sequence[str] = (),
 ) -> TimeSeries:

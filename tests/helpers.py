@@ -1,4 +1,7 @@
-"""Shared test helpers: fixture node trees, a real exporter process, scraping."""
+"""Shared test helpers: fixture node trees, a real exporter process, scraping, waiting.
+
+Plain functions and classes; the fixtures built on them are in tests/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +14,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures import kernel
@@ -29,7 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "nodes"
 ARTIFACTS = ROOT / "test-artifacts"
 IS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mknod, netns, capabilities)")
 
 #: The profile each fixture shape is judged by in the end-to-end tests.
 SHAPE_PROFILES = {
@@ -40,32 +42,94 @@ SHAPE_PROFILES = {
     "cloudvm": "testing",
 }
 
+#: How long a test waits for a state before it fails: only a failing test waits this long,
+#: and a machine busy with other work (a CPU-bound neighbour, another test run) is slow
+#: to start processes and runs the checks' threads at nice 10 behind everything else.
+PATIENCE = 90.0
 
-def node_tree(shape: str, tmp_path: Path) -> Path:
-    """A private copy of a fixture tree, with the device nodes and sockets git cannot hold,
-    and the kernel facts tests/fixtures/kernel.py adds to the shapes.
 
-    The compliant node gets real character devices (KVM 10:232, tun 10:200, vhost-net
+class RootMarker:
+    """Whether the running test carries @pytest.mark.root (set by tests/conftest.py).
+
+    What needs root (mknod, network namespaces) asks here first, so a test that needs
+    root without the marker fails at once, also when it runs as root."""
+
+    marked = False
+
+    @classmethod
+    def require(cls, what: str) -> None:
+        if not cls.marked:
+            raise AssertionError(f"{what} needs root: mark the test @pytest.mark.root")
+
+
+def make_node_tree(shape: str, parent: Path, *, kvm_device: bool | None = None) -> Path:
+    """A private copy of a fixture tree under `parent`, with the kernel facts
+    tests/fixtures/kernel.py adds to the shapes, the device-plugin sockets, and the
+    character devices git cannot hold.
+
+    `kvm_device` (by default: the shapes that have them, compliant and realistic) makes the
+    shape's device nodes (KVM 10:232, and on the compliant node tun 10:200 and vhost-net
     10:238): opening one reaches this machine's driver, exactly as the node's own would.
+    Making them takes root; a test of a check that never looks at /dev can do without.
     """
-    target = tmp_path / shape
+    target = parent / shape
     shutil.copytree(FIXTURES / shape, target)
     (target / "dev").mkdir(exist_ok=True)
     (target / "root").mkdir(exist_ok=True)
-    kernel.lay_over(target, shape)
+    kernel.write(target, kernel.files(shape))
+    for rel in kernel.sockets(shape):
+        kernel.make_socket(target, rel)
+    devices = kernel.device_nodes(shape)
+    if devices and (kvm_device if kvm_device is not None else True):
+        RootMarker.require("device nodes (mknod)")
+        for device in devices:
+            if not (target / kernel.DEVICE_PATHS[device]).exists():
+                kernel.make_device(target, device)
     return target
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], expected: T, within: float = 30.0) -> None:
+class NodeTree(Protocol):
+    """The `node_tree` fixture: make_node_tree in the test's tmp_path."""
+
+    def __call__(self, shape: str, *, kvm_device: bool | None = None) -> Path: ...
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[object]], expected: object, within: float = PATIENCE
+) -> None:
     """Wait until `await probe()` returns `expected` (polls; a busy machine may take a
     while, so the bound is generous and the test asserts the state, not a duration)."""
-    got: T | None = None
+    got: object = None
     try:
         async with asyncio.timeout(within):
             while (got := await probe()) != expected:  # noqa: ASYNC110 (polls a server)
                 await asyncio.sleep(0.02)
     except TimeoutError:
         raise AssertionError(f"still {got!r} after {within}s, waiting for {expected!r}") from None
+
+
+def wait_until(
+    probe: Callable[[], T | None], what: str, within: float = PATIENCE, every: float = 0.05
+) -> T:
+    """Poll `probe()` until it returns something true (a non-empty result, True); return
+    that. Fails naming `what` after `within` seconds (generous: only a failing test waits
+    so long). Exceptions from the probe propagate."""
+    deadline = time.monotonic() + within
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {within:g}s")
+        time.sleep(every)
+
+
+def answers(url: str) -> bool:
+    """True once a GET of `url` returns 200 (a server that is up and ready)."""
+    try:
+        return http_get(url).status == 200
+    except OSError:
+        return False
 
 
 def free_port() -> int:
@@ -130,6 +194,7 @@ def netns_get(netns: str, url: str) -> Scrape:
 @contextlib.contextmanager
 def network_namespace() -> Iterator[str]:
     """A namespace of the test's own, loopback up, deleted afterwards."""
+    RootMarker.require("a network namespace")
     name = f"kvt-{os.getpid()}-{time.monotonic_ns() % 100000}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
@@ -203,6 +268,8 @@ class Exporter:
     Hermetic by default: the network probes target 127.0.0.1 (NODE_IP) and the DNS check
     is off, so a test never sends a packet beyond loopback. DNS is tested against dnsmasq
     in a namespace of the test's own.
+
+    Its stderr (the log) is read as it comes: log() while it runs, stderr once stopped.
     """
 
     def __init__(
@@ -234,11 +301,23 @@ class Exporter:
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env={**os.environ, **env},
         )
+        self._lines: list[bytes] = []
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
         self.stderr = ""
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._lines.append(line)
+
+    def log(self) -> str:
+        """What the exporter has logged so far."""
+        return b"".join(list(self._lines)).decode()
 
     def get(self, path: str = "/metrics", headers: dict[str, str] | None = None) -> Scrape:
         if self.netns is not None:
@@ -250,27 +329,53 @@ class Exporter:
         assert response.status == 200
         return response.text
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_ready(self, timeout: float = PATIENCE) -> None:
+        """Until /-/ready answers 200: /metrics then serves every enabled check's first
+        result."""
+
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"exporter exited {self.proc.returncode}: {self.stop()}")
-            with contextlib.suppress(OSError):
-                if self.get("/-/ready").status == 200:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"exporter not ready after {timeout}s: {self.stop()}")
+            try:
+                return self.get("/-/ready").status == 200
+            except OSError:
+                return False
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> str:
+        try:
+            wait_until(ready, "exporter ready", within=timeout)
+        except AssertionError as e:
+            if self.proc.poll() is None:
+                raise AssertionError(f"{e}: {self.stop()}") from None
+            raise
+
+    def wait_for(
+        self, predicate: Callable[[str], bool], what: str, within: float = PATIENCE
+    ) -> str:
+        """Scrape until `predicate(text)` holds; the text that satisfied it."""
+
+        def scrape() -> str | None:
+            text = self.metrics()
+            return text if predicate(text) else None
+
+        return wait_until(scrape, what, within)
+
+    def wait_for_log(self, text: str, within: float = PATIENCE) -> None:
+        wait_until(lambda: text in self.log(), f"{text!r} in the exporter's log", within)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            _, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
+            self.proc.wait()
             raise AssertionError("exporter did not stop on signal") from None
-        self.stderr = err.decode()
+        finally:
+            self._reader.join(timeout=timeout)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
+        self.stderr = self.log()
         return self.stderr
 
     def __enter__(self) -> Exporter:
@@ -281,8 +386,16 @@ class Exporter:
 
 
 @contextlib.contextmanager
-def running(args: Sequence[str], **kwargs: object) -> Iterator[Exporter]:
-    exporter = Exporter(args, **kwargs)  # type: ignore[arg-type]
+def running(
+    args: Sequence[str],
+    *,
+    wrap: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    netns: str | None = None,
+    dns: bool = False,
+) -> Iterator[Exporter]:
+    """A ready exporter (see Exporter.wait_ready), stopped on exit (its log in .stderr)."""
+    exporter = Exporter(args, wrap=wrap, env=env, netns=netns, dns=dns)
     try:
         exporter.wait_ready()
         yield exporter

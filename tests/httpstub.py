@@ -243,11 +243,9 @@ async def serving(
     await runner.setup()
     site = web.TCPSite(runner, host, 0, ssl_context=ssl_context)
     await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    (address,) = runner.addresses  # (host, port) of the one socket bound
     try:
-        yield int(port)
+        yield int(address[1])
     finally:
         await runner.cleanup()
 

@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, needs_root
+from tests.helpers import ROOT
 
 
+@pytest.mark.slow
 def test_quick_bench_runs_and_reports_both_exporters(tmp_path: Path) -> None:
     out = tmp_path / "scrape.json"
     quick_bench("scrape", out)
@@ -47,6 +49,7 @@ def quick_bench(name: str, out: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_quick_ports_bench_runs(tmp_path: Path) -> None:
     out = tmp_path / "ports.json"
     quick_bench("ports", out)
@@ -55,7 +58,8 @@ def test_quick_ports_bench_runs(tmp_path: Path) -> None:
     assert all(r["cycles"] >= 1 for r in rows[1:])
 
 
-@needs_root
+@pytest.mark.root
+@pytest.mark.slow
 def test_quick_scale_bench_runs(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
     quick_bench("scale", out)
@@ -68,7 +72,8 @@ def test_quick_scale_bench_runs(tmp_path: Path) -> None:
     assert set(big["cycle_median_ms"]) >= {"disk", "network", "ports"}
 
 
-@needs_root
+@pytest.mark.root
+@pytest.mark.slow
 def test_quick_netlink_bench_runs(tmp_path: Path) -> None:
     out = tmp_path / "netlink.json"
     quick_bench("netlink", out)
@@ -77,10 +82,22 @@ def test_quick_netlink_bench_runs(tmp_path: Path) -> None:
     assert [(r["interfaces"], r["with_speed"]) for r in rows] == [(2, 2), (8, 0)]
 
 
-def test_encode_bench_runs() -> None:
-    """pytest-benchmark's run of both encoders, each once (--benchmark-disable)."""
+def test_encode_bench_runs(tmp_path: Path) -> None:
+    """pytest-benchmark's run of both encoders in both formats, each once
+    (--benchmark-disable): every benchmark `make bench` times runs and passes."""
+    report = tmp_path / "encode.xml"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "bench/test_encode.py", "--benchmark-disable", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "bench/test_encode.py",
+            "--benchmark-disable",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={report}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -88,10 +105,17 @@ def test_encode_bench_runs() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 passed" in done.stdout
+    cases = ET.parse(report).getroot().iter("testcase")
+    bad = ("failure", "error", "skipped")
+    outcomes = {case.attrib["name"]: [c.tag for c in case if c.tag in bad] for case in cases}
+    assert outcomes == {
+        f"test_encode_4000_samples[{encoder}-{fmt}]": []
+        for encoder in ("exporter", "prometheus_client")
+        for fmt in ("text", "openmetrics")
+    }
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.slow
 def test_quick_peers_bench_runs(tmp_path: Path) -> None:
     out = tmp_path / "peers.json"

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -23,8 +24,7 @@ from tests.helpers import (
     SHAPE_PROFILES,
     chromium,
     fixture_args,
-    needs_root,
-    node_tree,
+    make_node_tree,
     running,
 )
 
@@ -46,7 +46,7 @@ def shm_tmp() -> Iterator[Path]:
 def check(
     shape: str, tmp: Path, *extra: str, env: dict[str, str] | None = None, tree: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    tree = tree or node_tree(shape, tmp)
+    tree = tree or make_node_tree(shape, tmp)
     return subprocess.run(
         [
             sys.executable,
@@ -68,11 +68,11 @@ def check(
     )
 
 
-def verdicts(report: dict[str, object]) -> dict[str, str]:
-    return {r["requirement"]: r["verdict"] for r in report["rows"]}  # type: ignore[index,union-attr]
+def verdicts(report: dict[str, Any]) -> dict[str, str]:
+    return {r["requirement"]: r["verdict"] for r in report["rows"]}
 
 
-@needs_root
+@pytest.mark.root
 def test_compliant_node_passes_everything(shm_tmp: Path) -> None:
     done = check("compliant", shm_tmp, "--output=json")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -170,7 +170,7 @@ def test_cloud_vm_disks_are_virtual_not_spinning(shm_tmp: Path) -> None:
 
 
 def test_table_output_and_colour(shm_tmp: Path) -> None:
-    tree = node_tree("undersized", shm_tmp)
+    tree = make_node_tree("undersized", shm_tmp)
     piped = check("undersized", shm_tmp, tree=tree)
     assert piped.returncode == 1
     assert "\033[" not in piped.stdout and "checking" not in piped.stderr
@@ -253,10 +253,11 @@ class _Dom(HTMLParser):
             self._in_verdict = False
 
 
-@needs_root
+@pytest.mark.root
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", sorted(SHAPE_PROFILES))
 def test_html_report_in_a_browser(shape: str, shm_tmp: Path) -> None:
-    tree = node_tree(shape, shm_tmp)
+    tree = make_node_tree(shape, shm_tmp)
     if shape == "compliant":  # a NIC whose name is markup must show as text
         net = tree / "sys" / "class" / "net"
         (net / "eno1").rename(net / "<script>")
@@ -287,7 +288,6 @@ def test_html_report_in_a_browser(shape: str, shm_tmp: Path) -> None:
         assert "fastest link up: <script>" in text
 
 
-@needs_root
 def test_runbook_links_have_one_source(shm_tmp: Path) -> None:
     """The report links where the alert rules link (no environment variable can make them
     differ); the config's runbook_url_template moves both the page's and check's links."""
@@ -313,7 +313,7 @@ def test_runbook_links_have_one_source(shm_tmp: Path) -> None:
         assert row["runbook_url"].startswith("https://wiki.example/kubev/Kubev")
 
 
-@needs_root
+@pytest.mark.root
 def test_thresholds_are_numbers_beside_the_text(shm_tmp: Path) -> None:
     """Tools read the thresholds as numbers (in the row's unit), not by parsing '16 GiB'."""
     done = check("undersized", shm_tmp, "--output=json")

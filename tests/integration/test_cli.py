@@ -17,18 +17,18 @@ from exporter import __version__
 from tests.helpers import (
     ROOT,
     Exporter,
+    NodeTree,
     fixture_args,
     free_port,
     http_get,
-    node_tree,
     running,
     value,
 )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_clean_shutdown_on_signal(sig: int, tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_clean_shutdown_on_signal(sig: int, node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     exporter = Exporter(fixture_args(tree))
     exporter.wait_ready()
     log = exporter.stop(sig)
@@ -36,8 +36,8 @@ def test_clean_shutdown_on_signal(sig: int, tmp_path: Path) -> None:
     assert 'msg="shutting down"' in log
 
 
-def test_json_logs(tmp_path: Path) -> None:
-    tree = node_tree("broken", tmp_path)
+def test_json_logs(node_tree: NodeTree) -> None:
+    tree = node_tree("broken")
     with running([*fixture_args(tree), "--log.format=json"]) as exporter:
         pass
     records = [json.loads(line) for line in exporter.stderr.splitlines()]
@@ -54,15 +54,15 @@ def test_json_logs(tmp_path: Path) -> None:
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["ts"]) for r in records)
 
 
-def test_logfmt_is_the_default(tmp_path: Path) -> None:
-    with running(fixture_args(node_tree("broken", tmp_path))) as exporter:
+def test_logfmt_is_the_default(node_tree: NodeTree) -> None:
+    with running(fixture_args(node_tree("broken"))) as exporter:
         pass
     for line in exporter.stderr.splitlines():
         assert re.match(r"^ts=\S+ level=(info|warn|error|debug) logger=\S+ msg=", line), line
 
 
-def test_collector_flags(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_collector_flags(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     with running([*fixture_args(tree), "--no-collector.kvm", "--no-collector.disk"]) as e:
         text = e.metrics()
     assert value(text, "kubev_check_success", check="kvm") is None
@@ -71,8 +71,8 @@ def test_collector_flags(tmp_path: Path) -> None:
     assert value(text, "kubev_requirement_met", requirement="kvm", level="minimum") is None
 
 
-def test_profile_and_role_flags(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_profile_and_role_flags(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     with running([*fixture_args(tree), "--profile=testing", "--role=worker"]) as e:
         text = e.metrics()
     assert (
@@ -96,14 +96,14 @@ def value_node(text: str) -> str:
     return match.group(1)
 
 
-def test_node_name_from_environment(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_node_name_from_environment(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     with running(fixture_args(tree), env={"NODE_NAME": "worker-7"}) as e:
         assert value_node(e.metrics()) == "worker-7"
 
 
-def test_gzip_on_the_wire(tmp_path: Path) -> None:
-    with running(fixture_args(node_tree("undersized", tmp_path))) as e:
+def test_gzip_on_the_wire(node_tree: NodeTree) -> None:
+    with running(fixture_args(node_tree("undersized"))) as e:
         plain = e.get("/metrics")
         zipped = e.get("/metrics", {"Accept-Encoding": "gzip"})
     assert zipped.headers["Content-Encoding"] == "gzip"
@@ -140,10 +140,10 @@ def test_version() -> None:
     assert done.stdout == f"kubev-node-exporter {__version__}\n"
 
 
-def test_two_listen_addresses(tmp_path: Path) -> None:
+def test_two_listen_addresses(node_tree: NodeTree) -> None:
     second = free_port()
     args = [
-        *fixture_args(node_tree("undersized", tmp_path)),
+        *fixture_args(node_tree("undersized")),
         f"--web.listen-address=127.0.0.1:{second}",
     ]
     with running(args) as e:
@@ -151,9 +151,9 @@ def test_two_listen_addresses(tmp_path: Path) -> None:
         assert e.get("/-/healthy").status == 200
 
 
-def test_log_level_defaults_per_command(tmp_path: Path) -> None:
+def test_log_level_defaults_per_command(node_tree: NodeTree) -> None:
     """serve logs at info by default; check keeps its stderr for real trouble."""
-    tree = node_tree("broken", tmp_path)
+    tree = node_tree("broken")
     with running(fixture_args(tree)) as exporter:
         pass
     assert 'msg="check failed"' in exporter.stderr

@@ -13,23 +13,24 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import (
     Exporter,
     background,
     check_config,
     ip,
-    needs_root,
     network_namespace,
     only,
     running,
     samples,
     value,
     veth_pair,
+    wait_until,
 )
 
 NODE_DNS = "10.213.1.1"  # in the node's resolv.conf
@@ -71,11 +72,17 @@ class Node:
 
 
 @contextlib.contextmanager
-def node(tmp_path: Path, *extra_addresses: str, hosts: str = "") -> Iterator[Node]:
+def node(
+    tmp_path: Path, *extra_addresses: str, hosts: str = "", wait: int = 1, attempts: int = 1
+) -> Iterator[Node]:
+    """A node in a namespace of its own; the C resolver asks NODE_DNS `attempts` times
+    and waits `wait` seconds for each answer."""
     with network_namespace() as ns:
         etc = Path("/etc/netns") / ns
         etc.mkdir(parents=True)
-        (etc / "resolv.conf").write_text(f"nameserver {NODE_DNS}\noptions timeout:1 attempts:1\n")
+        (etc / "resolv.conf").write_text(
+            f"nameserver {NODE_DNS}\noptions timeout:{wait} attempts:{attempts}\n"
+        )
         (etc / "hosts").write_text(f"127.0.0.1 localhost\n{hosts}")
         try:
             veth_pair(ns, f"{NODE_DNS}/24")
@@ -105,17 +112,20 @@ def dnsmasq(ns: str, tmp_path: Path, address: str, *records: str) -> Iterator[No
         stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(200):  # until its socket is bound
-            bound = subprocess.run(
+
+        def bound() -> bool:  # its socket is bound, or it died trying
+            listening = subprocess.run(
                 ["ip", "netns", "exec", ns, "ss", "-Hlnu", "src", f"{address}:53"],
                 capture_output=True,
                 text=True,
                 check=True,
             )
-            if bound.stdout.strip() or proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, f"dnsmasq exited: {proc.stderr.read() if proc.stderr else ''}"
+            return bool(listening.stdout.strip()) or proc.poll() is not None
+
+        wait_until(bound, f"dnsmasq listening on {address}:53")
+        assert proc.poll() is None, (
+            f"dnsmasq exited: {proc.stderr.read() if proc.stderr else b''!r}"
+        )
         yield
     finally:
         proc.terminate()
@@ -124,16 +134,13 @@ def dnsmasq(ns: str, tmp_path: Path, address: str, *records: str) -> Iterator[No
             proc.stderr.close()
 
 
-def after_runs(exporter: Exporter, runs: int, within: float = 30.0) -> str:
+def after_runs(exporter: Exporter, runs: int) -> str:
     """The metrics once the dns check has run `runs` times (successfully)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        text = exporter.metrics()
-        done = value(text, "kubev_check_runs_total", check="dns", result="success") or 0
-        if done >= runs:
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"the dns check did not run {runs} times within {within}s")
+
+    def done(text: str) -> bool:
+        return (value(text, "kubev_check_runs_total", check="dns", result="success") or 0) >= runs
+
+    return exporter.wait_for(done, f"{runs} successful runs of the dns check")
 
 
 def resolver_of(text: str, name: str) -> dict[str, float]:
@@ -145,7 +152,7 @@ def resolver_of(text: str, name: str) -> dict[str, float]:
     }
 
 
-@needs_root
+@pytest.mark.root
 def test_cluster_names_ask_the_cluster_dns_and_node_names_the_node_resolver(
     tmp_path: Path,
 ) -> None:
@@ -178,7 +185,7 @@ def test_cluster_names_ask_the_cluster_dns_and_node_names_the_node_resolver(
     assert value(text, "kubev_dns_nodelocal_cache_detected") == 0
 
 
-@needs_root
+@pytest.mark.root
 def test_each_failure_names_its_resolver_and_reason(tmp_path: Path) -> None:
     body = (
         "    names: [node-b.kubev.test, gone.kubev.test]\n"
@@ -214,7 +221,7 @@ def test_each_failure_names_its_resolver_and_reason(tmp_path: Path) -> None:
         assert line in exporter.stderr
 
 
-@needs_root
+@pytest.mark.root
 def test_this_nodes_name_from_etc_hosts_is_not_taken_for_a_dns_test(tmp_path: Path) -> None:
     with (
         node(tmp_path, hosts="10.213.1.10 node-a.kubev.test node-a\n") as n,
@@ -233,7 +240,7 @@ def test_this_nodes_name_from_etc_hosts_is_not_taken_for_a_dns_test(tmp_path: Pa
     )
 
 
-@needs_root
+@pytest.mark.root
 def test_a_large_answer_comes_over_tcp(tmp_path: Path) -> None:
     """150 A records (2.4 kB) do not fit the 1232 bytes asked for over UDP: dnsmasq sets
     TC and the client asks again over TCP. Without that, the lookup would find no address."""
@@ -249,7 +256,7 @@ def test_a_large_answer_comes_over_tcp(tmp_path: Path) -> None:
     assert resolver_of(text, "big.svc.cluster.local") == {f"cluster:{CLUSTER_DNS}": 1}
 
 
-@needs_root
+@pytest.mark.root
 def test_nodelocal_dns_cache_is_detected_and_answers(tmp_path: Path) -> None:
     """node-cache's interface (a bridge here: this kernel has no dummy module) with its
     address, kubelet pointing pods at it, and a cache (dnsmasq) listening there."""
@@ -274,7 +281,7 @@ def test_nodelocal_dns_cache_is_detected_and_answers(tmp_path: Path) -> None:
     )
 
 
-@needs_root
+@pytest.mark.root
 def test_the_nodelocaldns_interface_alone_is_evidence(tmp_path: Path) -> None:
     with node(tmp_path) as n:
         ip(n.ns, "link", "add", "nodelocaldns", "type", "bridge")
@@ -287,7 +294,7 @@ def test_the_nodelocaldns_interface_alone_is_evidence(tmp_path: Path) -> None:
         assert value(text, "kubev_dns_nodelocal_cache_evidence", source=source) == 0, source
 
 
-@needs_root
+@pytest.mark.root
 def test_node_resolver_names_and_nxdomain(tmp_path: Path) -> None:
     body = "    names: [node-b.kubev.test, missing.kubev.test]\n    lookup_timeout: 2s\n"
     with (
@@ -315,28 +322,48 @@ def test_node_resolver_names_and_nxdomain(tmp_path: Path) -> None:
     )
 
 
-@needs_root
+@pytest.mark.root
 def test_a_node_resolver_that_never_answers(tmp_path: Path) -> None:
-    """The node's nameserver is a socket that never reads: every lookup times out, and a
-    getaddrinfo still hanging is not started again."""
+    """The node's nameserver is a socket that never reads: the lookup gives up after
+    lookup_timeout, and the check itself works and says why. (The check's own timeout is
+    generous: on a busy machine the rest of its first run, at nice 10, takes a while.)"""
     body = (
-        "    names: [node-b.kubev.test]\n    lookup_timeout: 500ms\n    interval: 1s\n"
-        "    timeout: 1s\n    kubelet_config: null\n"
+        "    names: [node-b.kubev.test]\n    lookup_timeout: 500ms\n    interval: 1h\n"
+        "    timeout: 1m\n    kubelet_config: null\n"
     )
     with (
         node(tmp_path) as n,
         background(["tests.listeners", f"udp:{NODE_DNS}:53"], netns=n.ns),
         running(n.args(tmp_path, body), netns=n.ns, dns=True) as exporter,
     ):
-        text = exporter.metrics()
-        later = after_runs(exporter, 3)  # further cycles while a lookup may still hang
+        text = exporter.metrics()  # ready: the first run's result
     assert (
         value(text, "kubev_dns_resolution_success", name="node-b.kubev.test", resolver="node") == 0
     )
     assert value(text, "kubev_check_success", check="dns") == 1  # the check itself worked
     assert value(text, "kubev_dns_nodelocal_cache_detected") == 0
-    assert value(later, "kubev_check_success", check="dns") == 1
-    assert value(later, "kubev_requirement_met", requirement="dns", level="minimum") == 0
+    assert value(text, "kubev_requirement_met", requirement="dns", level="minimum") == 0
     assert (
         "DNS lookup of node-b.kubev.test via node failed: no answer within 0.5s" in exporter.stderr
     )
+
+
+@pytest.mark.root
+def test_a_hanging_lookup_is_not_started_again(tmp_path: Path) -> None:
+    """The C resolver waits 2 x 30 s for a nameserver that never answers: later cycles
+    find the first lookup still hanging, start no other beside it, and the check keeps
+    working."""
+    blocked = "DNS lookup of node-b.kubev.test via node failed: an earlier run is still blocked"
+    body = (
+        "    names: [node-b.kubev.test]\n    lookup_timeout: 500ms\n    interval: 2s\n"
+        "    kubelet_config: null\n"
+    )
+    with (
+        node(tmp_path, wait=30, attempts=2) as n,
+        background(["tests.listeners", f"udp:{NODE_DNS}:53"], netns=n.ns),
+        running(n.args(tmp_path, body), netns=n.ns, dns=True) as exporter,
+    ):
+        exporter.wait_for_log(blocked)
+        later = after_runs(exporter, 2)
+    assert value(later, "kubev_check_success", check="dns") == 1
+    assert value(later, "kubev_requirement_met", requirement="dns", level="minimum") == 0

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
@@ -227,7 +228,7 @@ async def test_a_bearer_token_from_a_file(tmp_path: Path) -> None:
     ids=["too-big", "redirect", "not-the-api", "error", "too-slow"],
 )
 async def test_answers_prometheus_never_gives_are_one_clear_error(
-    handler: object, kwargs: dict[str, float], message: str
+    handler: object, kwargs: dict[str, Any], message: str
 ) -> None:
     async with answering(handler) as url:
         with pytest.raises(PrometheusError, match=message):

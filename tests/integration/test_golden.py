@@ -17,11 +17,12 @@ import pytest
 from tests.helpers import (
     ROOT,
     SHAPE_PROFILES,
+    NodeTree,
     fixture_args,
-    needs_root,
     network_namespace,
-    node_tree,
+    only,
     running,
+    value,
 )
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -54,20 +55,21 @@ MASKED = {
 #: fsync timing of the test machine decides these verdicts, not the fixture
 MASKED_REQUIREMENTS = ('requirement="disk_latency"',)
 
-# One run of every check: the scrape sees exactly the first results. The process runs in
-# a network namespace of its own: no listener but its own, no route, so the ports and OVN
-# checks see the same closed node every time, and the probes target 127.0.0.1.
+# One run of every check: the scrape sees exactly the first results (timeouts with room
+# for a busy machine). The process runs in a network namespace of its own: no listener
+# but its own, no route, so the ports and OVN checks see the same closed node every time,
+# and the probes target 127.0.0.1.
 CONFIG = """\
 node_name: fixture-node
 profile: {profile}
 checks:
-  kvm: {{interval: 1h}}
-  compute: {{interval: 1h}}
-  disk: {{interval: 1h, fsync_samples: 3}}
-  network: {{interval: 1h}}
-  ports: {{interval: 1h, connect_timeout: 500ms}}
-  ovn: {{interval: 1h}}
-  dns: {{interval: 1h, names: [localhost]}}
+  kvm: {{interval: 1h, timeout: 1m}}
+  compute: {{interval: 1h, timeout: 1m}}
+  disk: {{interval: 1h, timeout: 1m, fsync_samples: 3}}
+  network: {{interval: 1h, timeout: 1m}}
+  ports: {{interval: 1h, timeout: 1m, connect_timeout: 500ms}}
+  ovn: {{interval: 1h, timeout: 1m}}
+  dns: {{interval: 1h, timeout: 1m, names: [localhost]}}
 """
 
 
@@ -88,8 +90,7 @@ def normalize(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def scrape_shape(shape: str, tmp_path: Path) -> str:
-    tree = node_tree(shape, tmp_path)
+def scrape_shape(shape: str, tree: Path, tmp_path: Path) -> str:
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.format(profile=SHAPE_PROFILES[shape]))
     with (
@@ -99,10 +100,10 @@ def scrape_shape(shape: str, tmp_path: Path) -> str:
         return exporter.metrics()
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.parametrize("shape", sorted(SHAPE_PROFILES))
-def test_metrics_match_golden(shape: str, tmp_path: Path) -> None:
-    raw = scrape_shape(shape, tmp_path)
+def test_metrics_match_golden(shape: str, node_tree: NodeTree, tmp_path: Path) -> None:
+    raw = scrape_shape(shape, node_tree(shape), tmp_path)
     got = normalize(raw)
     golden = GOLDEN / f"{shape}.prom"
     if os.environ.get("UPDATE_GOLDEN"):
@@ -115,3 +116,18 @@ def test_metrics_match_golden(shape: str, tmp_path: Path) -> None:
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert lint.stdout.strip() == "", f"promtool lint findings:\n{lint.stdout}"
+
+
+def test_escaped_label_values_pass_promtool(node_tree: NodeTree) -> None:
+    """Interface names are data from the node: quotes and backslashes in one (sysfs allows
+    them) are escaped so that promtool reads the scrape as valid exposition."""
+    tree = node_tree("compliant", kvm_device=False)
+    weird = 'we"ird\\name'
+    (tree / "sys" / "class" / "net" / "eno1").rename(tree / "sys" / "class" / "net" / weird)
+    with running([*fixture_args(tree), *only("network")]) as exporter:
+        raw = exporter.metrics()
+    assert value(raw, "kubev_network_up", interface=weird) == 1
+    lint = subprocess.run(
+        ["promtool", "check", "metrics"], input=raw, capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr

@@ -17,9 +17,8 @@ import pytest
 from tests.helpers import (
     Exporter,
     fixture_args,
-    needs_root,
+    make_node_tree,
     network_namespace,
-    node_tree,
     only,
     running,
     samples,
@@ -50,7 +49,7 @@ def assert_served(exporter: Exporter) -> str:
     return scrape.text
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.parametrize("source", ["netlink", "rerooted-sysfs"])
 def test_an_interface_name_that_is_not_utf8(tmp_path: Path, source: str) -> None:
     config = tmp_path / "c.yaml"
@@ -78,19 +77,19 @@ def test_an_interface_name_that_is_not_utf8(tmp_path: Path, source: str) -> None
         with running(args, netns=ns, wrap=wrap) as exporter:
             text = assert_served(exporter)
             assert value(text, "kubev_check_success", check="network") == 1
-            for name in (ODD_LABEL, "kvb0"):
-                assert value(text, "kubev_network_up", interface=name) == 1, name
-                assert value(text, "kubev_network_mtu_bytes", interface=name) == 1500, name
-                assert value(text, "kubev_network_speed_bytes", interface=name) == 10_000 * 125_000
+            for label in (ODD_LABEL, "kvb0"):
+                assert value(text, "kubev_network_up", interface=label) == 1, label
+                assert value(text, "kubev_network_mtu_bytes", interface=label) == 1500, label
+                assert value(text, "kubev_network_speed_bytes", interface=label) == 10_000 * 125_000
         # logged once, the label as the log line quotes it (logfmt doubles the backslash)
         assert exporter.stderr.count("interface kv\\\\xff0: the name is not UTF-8") == 1
     if source == "rerooted-sysfs":  # the bind mount lived in the exporter's mount namespace
         assert not os.path.ismount(tmp_path / "host-sys")
 
 
-@needs_root
+@pytest.mark.root
 def test_a_disk_name_that_is_not_utf8(tmp_path: Path) -> None:
-    tree = node_tree("realistic", tmp_path)
+    tree = make_node_tree("realistic", tmp_path)
     odd = tree / "sys" / "block" / os.fsdecode(b"kv\xffd")
     (odd / "queue").mkdir(parents=True)
     (odd / "queue" / "rotational").write_text("0\n")

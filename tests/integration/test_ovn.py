@@ -20,7 +20,6 @@ from tests.helpers import (
     background,
     free_port,
     metrics_when,
-    needs_root,
     network_namespace,
     only,
     running,
@@ -268,7 +267,7 @@ async def test_metrics_disabled_under_secure_serving_is_plain_http() -> None:
     assert (result.state, result.scheme) == (State.METRICS_DISABLED, "http")
 
 
-@needs_root
+@pytest.mark.root
 def test_the_real_ports_in_a_namespace(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
     """The whole process: 10665 serves (with a token, over TLS), 10660 answers 500 on its
     health path, 10661 is absent. kube-ovn-cni is required; the controller listens, so it
@@ -277,9 +276,9 @@ def test_the_real_ports_in_a_namespace(tmp_path: Path, certificate: tuple[Path, 
     token = tmp_path / "token"
     token.write_text(TOKEN + "\n")
     config = tmp_path / "c.yaml"
-    config.write_text(
+    config.write_text(  # one run, with room for a busy machine
         f"checks:\n  ovn:\n    scheme: https\n    bearer_token_file: {token}\n"
-        f"    tls: {{ca_file: {cert}}}\n"
+        f"    tls: {{ca_file: {cert}}}\n    interval: 1h\n    timeout: 1m\n"
     )
     stub = ["tests.httpstub", "--tls", str(cert), str(key), "10665=ovn-secure", "10660=status500"]
     with (
@@ -328,7 +327,7 @@ def peak_rss(pid: int) -> int:
     raise AssertionError(f"no VmHWM for {pid}")
 
 
-@needs_root
+@pytest.mark.root
 def test_a_four_mebibyte_body_reads_up_in_flat_memory(tmp_path: Path) -> None:
     """The exporter process against a 4 MB kube-ovn-cni body (just under the default cap):
     the endpoint reads up, within the check's default timeout, run after run, and the

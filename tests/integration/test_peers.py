@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.cluster import SERVICE, Cluster, cluster, dnsmasq
-from tests.helpers import ROOT, Exporter, background, needs_root, only, samples, value
+from tests.helpers import ROOT, Exporter, background, only, samples, value
 
 ONLY_PEERS_AND_PORTS = [a for a in only("peers") if a != "--no-collector.ports"]
 SUBNET = "10.214.0"
@@ -169,9 +169,10 @@ class Tables(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = dict(attrs)
-        if tag == "table" and found.get("data-table"):
-            self._table = found["data-table"]
-            self.tables[self._table] = []
+        table = found.get("data-table")
+        if tag == "table" and table:
+            self._table = table
+            self.tables[table] = []
         elif tag == "tr" and self._table:
             self._row = []
         elif tag == "td" and self._row is not None:
@@ -211,7 +212,7 @@ def met(text: str) -> float | None:
     return value(text, "kubev_requirement_met", requirement="peer_reachability", level="minimum")
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.slow
 def test_every_exporter_reports_exactly_the_blocked_pairs(tmp_path: Path) -> None:
     with cluster(SUBNET, NODES) as c:
@@ -329,7 +330,7 @@ def blocked_in(report: dict[str, Any]) -> set[tuple[str, str, str, str]]:
     return {(r[0], r[2], r[3], r[4]) for r in rows}
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.slow
 def test_check_peers_before_install() -> None:
     """Nothing listens yet: reset passes, a drop or a reject fails, named pair by pair."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import Cluster, cluster
-from tests.helpers import Exporter, background, needs_root, only, samples, value
+from tests.helpers import Exporter, background, only, samples, value
 
 EVERY_NODE_TCP = (10250, 10256, 10665)
 
@@ -78,7 +78,7 @@ def prober(c: Cluster, tmp: Path, peers_section: str) -> Iterator[Exporter]:
         exporter.stop()
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.slow
 def test_garbage_slow_huge_and_vanishing_peers(tmp_path: Path) -> None:
     with cluster("10.216.0", (("p", "worker"), ("q", "worker"))) as c:
@@ -147,7 +147,7 @@ def test_garbage_slow_huge_and_vanishing_peers(tmp_path: Path) -> None:
     assert "probed for what every node serves" in log
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.slow
 def test_a_thousand_peers_bounded_probes_series_and_time(tmp_path: Path) -> None:
     """1,000 peer addresses in one namespace: 4,000 pairs, 256 probes a run, every pair

@@ -16,8 +16,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from exporter.spec import Level, Profile, requirements
-from tests.helpers import ROOT, fixture_args, node_tree, running, samples
+from exporter.spec import Level, Profile, Req, requirements
+from tests.helpers import ROOT, fixture_args, make_node_tree, running, samples
 
 SCHEMA = json.loads((ROOT / "docs" / "check-output.schema.json").read_text())
 HOST_CHECKS_ONLY = ["--no-collector.ports", "--no-collector.ovn"]
@@ -39,7 +39,7 @@ def tree() -> Iterator[Path]:
     """The undersized node on tmpfs (its fsync probe is fast on any machine)."""
     base = Path(tempfile.mkdtemp(dir="/dev/shm"))
     try:
-        yield node_tree("undersized", base)
+        yield make_node_tree("undersized", base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -111,7 +111,7 @@ def test_report_json_is_the_check_document_and_runs_no_check(tree: Path) -> None
 
     # thresholds as numbers beside the text
     rows = {r["requirement"]: r for r in served["rows"]}
-    cores = requirements(Profile.TESTING)["cpu_cores"].thresholds
+    cores = requirements(Profile.TESTING)[Req.CPU_CORES].thresholds
     assert rows["cpu_cores"]["minimum"] == ">= 8 cores"
     assert rows["cpu_cores"]["minimum_value"] == cores[Level.MINIMUM]
     assert rows["cpu_cores"]["recommended_value"] == cores[Level.RECOMMENDED]

@@ -32,7 +32,6 @@ from tests.helpers import (
     background,
     ip,
     metrics_when,
-    needs_root,
     network_namespace,
     running,
     runs,
@@ -194,7 +193,7 @@ def run_node(
     return nodes[0], nodes[1:]
 
 
-@needs_root
+@pytest.mark.root
 def test_kubeadm_single_node_with_kube_ovn(tmp_path: Path) -> None:
     """A kubeadm single node with Kube-OVN (one master: a one-member raft cluster), no
     Geneve (no other node to tunnel to): ports and OVN pass."""
@@ -242,7 +241,7 @@ def test_kubeadm_single_node_with_kube_ovn(tmp_path: Path) -> None:
     )
 
 
-@needs_root
+@pytest.mark.root
 def test_multi_node_worker_with_geneve(tmp_path: Path) -> None:
     """A worker of a multi-node cluster: kubelet, kube-proxy, kube-ovn-cni, and the Geneve
     device, for which the kernel binds 6081/udp (no process of the test binds it)."""
@@ -265,7 +264,7 @@ def test_multi_node_worker_with_geneve(tmp_path: Path) -> None:
     assert "not on this node" in node.row("ovn_endpoints")["detail"]
 
 
-@needs_root
+@pytest.mark.root
 def test_metrics_disabled_is_alive(tmp_path: Path) -> None:
     """ENABLE_METRICS=false: kube-ovn-cni serves only its health paths. Alive: PASS, with
     the state reported and said."""
@@ -289,7 +288,7 @@ def test_metrics_disabled_is_alive(tmp_path: Path) -> None:
     assert "ENABLE_METRICS=false" in detail
 
 
-@needs_root
+@pytest.mark.root
 def test_secure_serving(tmp_path: Path) -> None:
     """--secure-serving: HTTPS with a certificate from a CA that exists only in Kube-OVN's
     memory (made here by openssl, then deleted), /metrics behind a bearer token, the health
@@ -339,7 +338,7 @@ def test_secure_serving(tmp_path: Path) -> None:
     assert "no CA file can verify it" in detail and "insecure_skip_verify: true" in detail
 
 
-@needs_root
+@pytest.mark.root
 def test_a_rotated_token_is_read_on_the_next_run(tmp_path: Path) -> None:
     cert, key, _ = ca_signed_certificate(tmp_path, NODE)
     token = tmp_path / "token"
@@ -426,7 +425,7 @@ BROKEN = {
 }
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_broken_node(tmp_path: Path, case: str) -> None:
     """Each failure fails its requirement, with the reason in the report's detail and the

@@ -7,7 +7,9 @@ import http.client
 import re
 from pathlib import Path
 
-from tests.helpers import fixture_args, needs_root, node_tree, running
+import pytest
+
+from tests.helpers import NodeTree, fixture_args, running
 
 
 def rss_kib(pid: int) -> int:
@@ -16,11 +18,12 @@ def rss_kib(pid: int) -> int:
     return int(match.group(1))
 
 
-@needs_root
-def test_ten_thousand_scrapes_keep_memory_flat(tmp_path: Path) -> None:
+@pytest.mark.root
+@pytest.mark.slow
+def test_ten_thousand_scrapes_keep_memory_flat(node_tree: NodeTree, tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("checks:\n  compute: {interval: 1s}\n  network: {interval: 1s}\n")
-    with running([*fixture_args(node_tree("compliant", tmp_path), config)]) as exporter:
+    with running([*fixture_args(node_tree("compliant"), config)]) as exporter:
         conn = http.client.HTTPConnection("127.0.0.1", exporter.port, timeout=10)
         samples = []
         for i in range(10_000):

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.checks import sockdiag
-from tests.helpers import ROOT, needs_root, network_namespace
+from tests.helpers import ROOT, network_namespace
 
 #: opens the sockets it is told to (in the namespace it runs in), then prints what
 #: sockdiag.listeners() and `ss` see while they are open: the address and port of each
@@ -95,7 +95,7 @@ SPEC = {
 }
 
 
-@needs_root
+@pytest.mark.root
 def test_listening_sockets_as_ss_sees_them() -> None:
     with network_namespace() as ns:
         seen = probe(ns, SPEC)
@@ -115,7 +115,7 @@ def test_listening_sockets_as_ss_sees_them() -> None:
     ]
 
 
-@needs_root
+@pytest.mark.root
 def test_a_dump_over_many_replies() -> None:
     """Ten thousand listeners: the kernel's dump spans many netlink replies."""
     with network_namespace() as ns:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, needs_root, running, value
+from tests.helpers import ROOT, running, value
 
 
 def is_char_device(path: str, major: int, minor: int) -> bool:
@@ -58,7 +58,7 @@ OTHERS_OFF = [
 ]
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.skipif(
     not HOST_TUN or HOST_VHOST_NET or not HOST_V2,
     reason="needs a host with /dev/net/tun, without /dev/vhost-net, with an x86-64-v2 CPU",
@@ -99,7 +99,7 @@ def test_check_on_this_host_shows_tun_and_the_missing_vhost_net() -> None:
     assert re.search(r"^ +-> Load the vhost_net module \(modprobe vhost_net\)", table.stdout, re.M)
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.skipif(not HOST_PVM, reason="needs a host whose KVM backend is kvm_pvm")
 def test_served_metrics_report_the_kvm_pvm_backend_beside_the_flag_verdict() -> None:
     with running([*OTHERS_OFF, "--profile=production"]) as exporter:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +18,15 @@ from pathlib import Path
 import pytest
 
 from dashboards.generate import outputs as dashboard_outputs
-from tests.helpers import ARTIFACTS, Exporter, chromium, fixture_args, needs_root, node_tree
-from tests.pack.stack import Webhook, alertmanager, prometheus, query
+from tests.helpers import ARTIFACTS, Exporter, chromium, fixture_args, make_node_tree, wait_until
+from tests.pack.monitoring_stack import Webhook, alertmanager, prometheus, query
 
 CONFIG = """\
 node_name: e2e-node
 profile: production
 node_address: 127.0.0.1
 checks:
-  compute: {interval: 1s}
+  compute: {interval: 5s}
   dns: {names: [localhost]}
   # a peer on loopback: nothing listens there, every port resets (reachable, no firewall)
   peers: {static: [127.0.0.2=worker]}
@@ -46,7 +45,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("stack")
-    tree = node_tree("compliant", tmp)
+    tree = make_node_tree("compliant", tmp)
     cpuinfo = tree / "proc" / "cpuinfo"
     shutil.copy(cpuinfo, tmp / "cpuinfo.good")
     # break one minimum: 8 logical CPUs on a production node (16 required)
@@ -67,9 +66,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 'count_over_time(kubev_node_info{job="kubev-node-exporter"}[1m]) >= 5',
                 "kubev:disk_write_latency_seconds:rate5m",
             )
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not all(query(prom, q) for q in ready):
-                time.sleep(0.5)
+            wait_until(
+                lambda: all(query(prom, q) for q in ready),
+                "five scrapes of the exporter and the recording rules in Prometheus",
+                every=0.5,
+            )
             yield Stack(tree, exporter, prom, hook)
     finally:
         exporter.stop()
@@ -86,9 +87,11 @@ def clustered(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             'count_over_time(kubev_node_info{cluster="east"}[1m]) >= 5',
             'kubev:disk_write_latency_seconds:rate5m{cluster="east"}',
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not all(query(prom, q) for q in ready):
-            time.sleep(0.5)
+        wait_until(
+            lambda: all(query(prom, q) for q in ready),
+            "five scrapes and the recording rules in the clustered Prometheus",
+            every=0.5,
+        )
         yield prom
 
 
@@ -131,7 +134,8 @@ def label_values(prometheus_url: str, selector: str, label: str, cluster: str) -
     return {s["metric"][label] for s in series if label in s["metric"]}
 
 
-@needs_root
+@pytest.mark.root
+@pytest.mark.slow
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     """On a Prometheus without a cluster label, with the hidden Cluster variable at All."""
     queries = panel_queries()
@@ -144,7 +148,8 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     assert not empty, f"panels whose query returns nothing: {empty}"
 
 
-@needs_root
+@pytest.mark.root
+@pytest.mark.slow
 def test_every_variable_lists_values_and_cluster_stays_all_without_the_label(
     stack: Stack,
 ) -> None:
@@ -160,7 +165,8 @@ def test_every_variable_lists_values_and_cluster_stays_all_without_the_label(
     assert label_values(stack.prometheus, "kubev_node_info", "job", ".*") == {"kubev-node-exporter"}
 
 
-@needs_root
+@pytest.mark.root
+@pytest.mark.slow
 def test_the_cluster_variable_lists_clusters_and_every_query_filters_by_it(
     clustered: str,
 ) -> None:
@@ -194,7 +200,8 @@ def test_dashboards_are_current_grafana() -> None:
         ]
 
 
-@needs_root
+@pytest.mark.root
+@pytest.mark.slow
 def test_alert_fires_routes_with_runbook_and_resolves(stack: Stack, tmp_path: Path) -> None:
     fired = stack.hook.wait_for("/pager", "KubevCPUCoresInsufficient", "firing")
     assert fired["labels"]["severity"] == "critical"

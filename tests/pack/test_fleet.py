@@ -44,16 +44,8 @@ from alerts.catalog.cluster_series import (
 from alerts.catalog.common import KSM_JOB
 from alerts.generate import rules_file
 from exporter.spec import KUBEVIRT_DEVICES
-from tests.helpers import (
-    ARTIFACTS,
-    ROOT,
-    Exporter,
-    fixture_args,
-    http_get,
-    needs_root,
-    node_tree,
-)
-from tests.pack.stack import query, running_prometheus
+from tests.helpers import ARTIFACTS, ROOT, Exporter, fixture_args, http_get, make_node_tree
+from tests.pack.monitoring_stack import query, running_prometheus
 from tests.pack.standin import Expositions
 
 T = TypeVar("T")
@@ -140,7 +132,7 @@ def stack() -> Iterator[Fleet]:
     exporters: dict[str, Exporter] = {}
     try:
         for node, (shape, profile) in NODES.items():
-            tree = node_tree(shape, base / node)
+            tree = make_node_tree(shape, base / node)
             config = base / f"{node}.yaml"
             config.write_text(CONFIG.format(node=node, profile=profile))
             exporters[node] = Exporter(fixture_args(tree, config))
@@ -151,7 +143,7 @@ def stack() -> Iterator[Fleet]:
         with Expositions(
             {"/ksm/metrics": exposition(cluster()), "/cdi/metrics": exposition(VIRT_DEFAULT_RWX)}
         ) as standin:
-            config: dict[str, Any] = {
+            scrape: dict[str, Any] = {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(rules)],
                 "scrape_configs": [
@@ -174,7 +166,7 @@ def stack() -> Iterator[Fleet]:
                     },
                 ],
             }
-            with running_prometheus(base, config) as prometheus:
+            with running_prometheus(base, scrape) as prometheus:
                 yield Fleet(exporters, prometheus)
     finally:
         for exporter in exporters.values():
@@ -201,7 +193,7 @@ def table_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.slow
 def test_fleet_reads_every_node_and_the_cluster_then_notices_a_stopped_exporter(
     stack: Fleet,

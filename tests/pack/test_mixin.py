@@ -103,7 +103,7 @@ def expected_rules(selector: str, pattern: str, severities: dict[str, str]) -> l
                 severity = rule["labels"]["severity"]
                 rule["labels"]["severity"] = severities.get(severity, severity)
                 rule["annotations"]["runbook_url"] = pattern % rule["alert"]
-    return groups
+    return list(groups)
 
 
 def test_overridden_config_changes_selector_severities_and_runbooks(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from exporter.checks.blockdev import BlockDevices
 from exporter.config import Config
 from exporter.settings import NameFilter
 from exporter.spec import Req
-from tests.helpers import node_tree
-from tests.unit.checkrun import make, observed, run, values
+from tests.checkrun import make, observed, run, values
+from tests.helpers import make_node_tree
 
 
 def disk(sysfs: Path, name: str, rotational: str = "1", **device: str) -> Path:
@@ -113,7 +113,7 @@ def test_this_machines_disks() -> None:
 
 
 def test_a_cloud_vm_leaves_the_medium_unknown(tmp_path: Path) -> None:
-    out = run(make("disk", node_tree("cloudvm", tmp_path)))
+    out = run(make("disk", make_node_tree("cloudvm", tmp_path)))
     v = values(out)
     assert {k[1] for k in v if k[0] == "kubev_disk_info"} == {
         ("vda", "virtual", ""),
@@ -129,7 +129,7 @@ def test_a_cloud_vm_leaves_the_medium_unknown(tmp_path: Path) -> None:
 
 
 def test_a_spinning_disk_fails_beside_a_virtual_one(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+    tree = make_node_tree("undersized", tmp_path)
     disk(tree / "sys", "vda", uevent="DRIVER=virtio_blk")
     out = run(make("disk", tree))
     v = values(out)
@@ -140,7 +140,7 @@ def test_a_spinning_disk_fails_beside_a_virtual_one(tmp_path: Path) -> None:
 
 def test_narrowing_to_the_real_disks_judges_them(tmp_path: Path) -> None:
     """The note's advice works: with the virtual disks left out the verdict is judged."""
-    tree = node_tree("compliant", tmp_path)
+    tree = make_node_tree("compliant", tmp_path, kvm_device=False)
     disk(tree / "sys", "vdb", uevent="DRIVER=virtio_blk")
     assert observed(run(make("disk", tree)))["storage_solid_state"] is None
     narrowed = Config().with_check("disk", devices=NameFilter(include="^(nvme|sd)"))
@@ -148,7 +148,7 @@ def test_narrowing_to_the_real_disks_judges_them(tmp_path: Path) -> None:
 
 
 def test_stacked_devices_and_namespaces_of_a_real_node(tmp_path: Path) -> None:
-    out = run(make("disk", node_tree("realistic", tmp_path)))
+    out = run(make("disk", make_node_tree("realistic", tmp_path, kvm_device=False)))
     v = values(out)
     assert {k[1] for k in v if k[0] == "kubev_disk_info"} == {
         ("nvme0n1", "nvme", "SAMSUNG MZQL23T8HCLS-00A07"),

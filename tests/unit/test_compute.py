@@ -10,12 +10,12 @@ import pytest
 
 from exporter.config import Config
 from exporter.spec import GIB, Profile
-from tests.helpers import node_tree
-from tests.unit.checkrun import make, observed, run, values
+from tests.checkrun import make, observed, run, values
+from tests.helpers import NodeTree, make_node_tree
 
 
-def test_compliant_node(tmp_path: Path) -> None:
-    out = run(make("compute", node_tree("compliant", tmp_path)))
+def test_compliant_node(node_tree: NodeTree) -> None:
+    out = run(make("compute", node_tree("compliant", kvm_device=False)))
     v = values(out)
     assert v[("kubev_cpu_logical_cores", ())] == 32
     assert v[("kubev_cpu_physical_cores", ())] == 16
@@ -29,16 +29,16 @@ def test_compliant_node(tmp_path: Path) -> None:
     assert observed(out) == {"cpu_cores": 32, "memory": 65_536_000 * 1024, "cpu_baseline": 1}
 
 
-def test_headroom_follows_the_profile(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_headroom_follows_the_profile(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     testing = values(run(make("compute", tree, Config(profile=Profile.TESTING))))
     production = values(run(make("compute", tree, Config(profile=Profile.PRODUCTION))))
     assert testing[("kubev_cpu_headroom_cores", ("minimum",))] == 4 - 8
     assert production[("kubev_cpu_headroom_cores", ("minimum",))] == 4 - 16
 
 
-def test_idle_cores_over_the_interval(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_idle_cores_over_the_interval(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     check = make("compute", tree)
     stat = tree / "proc" / "stat"
     stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\n")
@@ -49,8 +49,8 @@ def test_idle_cores_over_the_interval(tmp_path: Path) -> None:
     assert second == pytest.approx(4 * 0.5)
 
 
-def test_physical_cores_from_sysfs_topology(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_physical_cores_from_sysfs_topology(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     (tree / "proc" / "cpuinfo").write_text("processor : 0\n\nprocessor : 1\n\nprocessor : 2\n")
     for cpu, core in ((0, 0), (1, 0), (2, 1)):
         topo = tree / "sys" / "devices" / "system" / "cpu" / f"cpu{cpu}" / "topology"
@@ -101,10 +101,10 @@ def test_physical_cores_from_sysfs_topology(tmp_path: Path) -> None:
     ],
 )
 def test_a_broken_file_costs_its_facts_only(
-    tmp_path: Path, file: str, content: str | None, message: str, lost: str, kept: str
+    node_tree: NodeTree, file: str, content: str | None, message: str, lost: str, kept: str
 ) -> None:
     """The error names the file; the facts from the other files stand."""
-    tree = node_tree("undersized", tmp_path)
+    tree = node_tree("undersized")
     target = tree / "proc" / file
     if content is None:
         target.unlink()
@@ -119,7 +119,7 @@ def test_a_broken_file_costs_its_facts_only(
 def test_meminfo_without_memavailable_is_estimated(tmp_path: Path) -> None:
     """Kernels before 3.14 (and some containers) have no MemAvailable: estimate it as the
     kernel does from MemFree, the file LRU, reclaimable slab and the low watermarks."""
-    tree = node_tree("undersized", tmp_path)
+    tree = make_node_tree("undersized", tmp_path)
     (tree / "proc" / "meminfo").write_text(
         "MemTotal:        4000000 kB\nMemFree:          500000 kB\n"
         "Active(file):     300000 kB\nInactive(file):   100000 kB\n"
@@ -143,7 +143,7 @@ def test_meminfo_without_memavailable_is_estimated(tmp_path: Path) -> None:
 
 def test_meminfo_without_memavailable_or_zoneinfo(tmp_path: Path) -> None:
     """Nothing to estimate from: available memory is unknown, not made up; the rest stands."""
-    tree = node_tree("undersized", tmp_path)
+    tree = make_node_tree("undersized", tmp_path)
     (tree / "proc" / "meminfo").write_text("MemTotal: 4000000 kB\nMemFree: 500000 kB\n")
     out = run(make("compute", tree))
     v = values(out)
@@ -157,4 +157,6 @@ def test_this_machine() -> None:
     v = values(run(make("compute")))
     assert v[("kubev_cpu_logical_cores", ())] == os.cpu_count()
     assert v[("kubev_memory_total_bytes", ())] == psutil.virtual_memory().total
-    assert 0 <= v[("kubev_cpu_idle_cores", ())] <= os.cpu_count()  # type: ignore[operator]
+    cpus = os.cpu_count()
+    assert cpus is not None
+    assert 0 <= v[("kubev_cpu_idle_cores", ())] <= cpus

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from exporter.spec import Req
+from tests.checkrun import make, observed, run, values
 from tests.fixtures import build, kernel
-from tests.unit.checkrun import make, observed, run, values
 
 BASE = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat sse sse2 syscall nx lm"
 V2 = " ".join(kernel.X86_64_V2)

@@ -13,9 +13,9 @@ import pytest
 
 from exporter.config import Config
 from exporter.spec import Req
+from tests.checkrun import make, observed, run, values
 from tests.fixtures import kernel
-from tests.helpers import ROOT, needs_root, node_tree
-from tests.unit.checkrun import make, observed, run, values
+from tests.helpers import ROOT, make_node_tree
 
 HOST_MISC = Path("/proc/misc").read_text() if Path("/proc/misc").exists() else ""
 HOST_HAS_VHOST_NET_DRIVER = any(
@@ -56,10 +56,10 @@ def test_node_without_either_device(tmp_path: Path) -> None:
     ]
 
 
-@needs_root
+@pytest.mark.root
 @needs_tun
 def test_compliant_node_has_both_devices_and_the_plugins(tmp_path: Path) -> None:
-    out = run(make("devices", node_tree("compliant", tmp_path)))
+    out = run(make("devices", make_node_tree("compliant", tmp_path)))
     v = values(out)
     assert v[("kubev_vm_device_present", ("tun",))] == 1
     assert v[("kubev_vm_device_opened", ("tun",))] == 1  # this machine's tun driver answered
@@ -70,10 +70,10 @@ def test_compliant_node_has_both_devices_and_the_plugins(tmp_path: Path) -> None
         assert v[("kubev_kubevirt_device_plugin_socket_present", (f"devices.kubevirt.io/{name}",))]
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.parametrize("missing", ["tun", "vhost_net"])
 def test_a_node_missing_one_device(missing: str, tmp_path: Path) -> None:
-    tree = node_tree("compliant", tmp_path)
+    tree = make_node_tree("compliant", tmp_path)
     path = {"tun": "dev/net/tun", "vhost_net": "dev/vhost-net"}[missing]
     (tree / path).unlink()
     out = run(make("devices", tree))
@@ -86,7 +86,7 @@ def test_a_node_missing_one_device(missing: str, tmp_path: Path) -> None:
     ]
 
 
-@needs_root
+@pytest.mark.root
 def test_a_device_of_the_wrong_numbers(tmp_path: Path) -> None:
     tree = bare_tree(tmp_path, {"proc/misc": kernel.proc_misc(kernel.TUN, kernel.VHOST_NET)})
     kernel.make_device(tree, kernel.TUN, "dev/vhost-net")  # tun's 10:200 where vhost-net goes
@@ -109,7 +109,7 @@ def test_a_regular_file_is_not_a_device(tmp_path: Path) -> None:
     assert out.notes_about(Req.TUN) == [f"{tree}/dev/net/tun exists but is not a character device"]
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.skipif(HOST_HAS_VHOST_NET_DRIVER, reason="this machine's kernel has vhost-net")
 def test_a_device_node_without_its_module_leads_nowhere(tmp_path: Path) -> None:
     """A /dev/vhost-net node (as `kmod static-nodes` leaves one) whose module is not loaded
@@ -128,7 +128,7 @@ def test_a_device_node_without_its_module_leads_nowhere(tmp_path: Path) -> None:
     ]
 
 
-@needs_root
+@pytest.mark.root
 @needs_tun
 def test_not_permitted_is_not_absent(tmp_path: Path) -> None:
     """The pod case: the device is there, this process may not open it. Run as nobody against
@@ -136,13 +136,13 @@ def test_not_permitted_is_not_absent(tmp_path: Path) -> None:
     shared = Path("/dev/shm") / f"kubev-devices-{os.getpid()}"
     shared.mkdir(mode=0o755)
     try:
-        tree = node_tree("compliant", shared)
+        tree = make_node_tree("compliant", shared)
         for path in [shared, tree, *tree.rglob("*")]:
             if path.is_dir():
                 path.chmod(0o755)
         script = (
             "import json, sys; from pathlib import Path;"
-            "from tests.unit.checkrun import make, run, values, observed;"
+            "from tests.checkrun import make, run, values, observed;"
             "out = run(make('devices', Path(sys.argv[1])));"
             "print(json.dumps({'observed': {str(k): v for k, v in observed(out).items()},"
             "'notes': [n.text for n in out.notes],"

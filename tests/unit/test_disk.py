@@ -34,12 +34,12 @@ from exporter.spec import (
     Role,
 )
 from exporter.verdicts import Outcome
-from tests.helpers import needs_root, node_tree, samples
-from tests.unit.checkrun import histograms, make, observed, run, values
+from tests.checkrun import histograms, make, observed, run, values
+from tests.helpers import NodeTree, make_node_tree, samples
 
 
-def test_types_models_and_default_exclusions(tmp_path: Path) -> None:
-    out = run(make("disk", node_tree("compliant", tmp_path)))
+def test_types_models_and_default_exclusions(node_tree: NodeTree) -> None:
+    out = run(make("disk", node_tree("compliant", kvm_device=False)))
     v = values(out)
     info = {k[1] for k in v if k[0] == "kubev_disk_info"}
     assert info == {
@@ -52,20 +52,20 @@ def test_types_models_and_default_exclusions(tmp_path: Path) -> None:
     assert observed(out)["storage_solid_state"] == 1
 
 
-def test_a_spinning_disk_fails_solid_state(tmp_path: Path) -> None:
-    out = run(make("disk", node_tree("undersized", tmp_path)))
+def test_a_spinning_disk_fails_solid_state(node_tree: NodeTree) -> None:
+    out = run(make("disk", node_tree("undersized")))
     assert values(out)[("kubev_disk_info", ("sda", "hdd", "ST1000DM003-1CH162"))] == 1
     assert observed(out)["storage_solid_state"] == 0
 
 
-def test_include_pattern(tmp_path: Path) -> None:
+def test_include_pattern(node_tree: NodeTree) -> None:
     cfg = Config().with_check("disk", devices=NameFilter(include="^loop"))
-    v = values(run(make("disk", node_tree("compliant", tmp_path), cfg)))
+    v = values(run(make("disk", node_tree("compliant", kvm_device=False), cfg)))
     assert {k[1][0] for k in v if k[0] == "kubev_disk_info"} == {"loop0"}
 
 
-def test_latency_over_the_interval(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_latency_over_the_interval(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     stats = tree / "proc" / "diskstats"
     check = make("disk", tree)
     v = values(run(check))
@@ -91,8 +91,8 @@ def test_garbled_diskstats_line_is_skipped_with_a_note() -> None:
         parse_diskstats("garbage garbage\n", "/proc/diskstats")
 
 
-def test_fsync_probe_and_filesystem(tmp_path: Path) -> None:
-    tree = node_tree("compliant", tmp_path)
+def test_fsync_probe_and_filesystem(node_tree: NodeTree) -> None:
+    tree = node_tree("compliant", kvm_device=False)
     kubelet = tree / "root" / "var" / "lib" / "kubelet"
     before = sorted(os.listdir(kubelet))
     check = make("disk", tree)
@@ -118,8 +118,8 @@ def test_fsync_probe_and_filesystem(tmp_path: Path) -> None:
     assert v[("kubev_storage_fsync_p99_seconds", ("/var/lib/kubelet",))] == latency
 
 
-def test_missing_storage_path_fails_the_probe_not_the_check(tmp_path: Path) -> None:
-    tree = node_tree("compliant", tmp_path)
+def test_missing_storage_path_fails_the_probe_not_the_check(node_tree: NodeTree) -> None:
+    tree = node_tree("compliant", kvm_device=False)
     shutil.rmtree(tree / "root" / "var")
     out = run(make("disk", tree))
     assert values(out)[("kubev_storage_probe_success", ("/var/lib/kubelet",))] == 0
@@ -140,23 +140,23 @@ def test_read_only_path_keeps_its_filesystem_size() -> None:
     assert observed(out)["disk_latency"] is None
 
 
-def test_one_unmeasured_path_leaves_the_latency_verdict_unknown(tmp_path: Path) -> None:
-    tree = node_tree("compliant", tmp_path)
+def test_one_unmeasured_path_leaves_the_latency_verdict_unknown(node_tree: NodeTree) -> None:
+    tree = node_tree("compliant", kvm_device=False)
     cfg = Config().with_check("disk", storage_paths=("/var/lib/kubelet", "/var/lib/absent"))
     out = run(make("disk", tree, cfg))
     assert values(out)[("kubev_storage_probe_success", ("/var/lib/kubelet",))] == 1
     assert observed(out)["disk_latency"] is None
 
 
-def test_unknown_disk_type_leaves_solid_state_unknown(tmp_path: Path) -> None:
-    out = run(make("disk", node_tree("broken", tmp_path)))
+def test_unknown_disk_type_leaves_solid_state_unknown(node_tree: NodeTree) -> None:
+    out = run(make("disk", node_tree("broken")))
     assert values(out)[("kubev_disk_info", ("vda", "unknown", ""))] == 1
     assert observed(out)["storage_solid_state"] is None
 
 
-def test_time_counter_wraparound(tmp_path: Path) -> None:
+def test_time_counter_wraparound(node_tree: NodeTree) -> None:
     """The kernel prints diskstats times as 32-bit milliseconds; they wrap after ~49.7 days."""
-    tree = node_tree("undersized", tmp_path)
+    tree = node_tree("undersized")
     stats = tree / "proc" / "diskstats"
     stats.write_text("   8 0 sda 1000 0 0 4294967000 10 0 0 100 0 0 0 0 0 0 0 0 0\n")
     check = make("disk", tree)
@@ -168,8 +168,8 @@ def test_time_counter_wraparound(tmp_path: Path) -> None:
     assert v[("kubev_disk_read_latency_seconds", ("sda",))] == pytest.approx(0.00496)
 
 
-def test_device_that_vanishes_between_runs(tmp_path: Path) -> None:
-    tree = node_tree("compliant", tmp_path)
+def test_device_that_vanishes_between_runs(node_tree: NodeTree) -> None:
+    tree = node_tree("compliant", kvm_device=False)
     check = make("disk", tree)
     run(check)
     shutil.rmtree(tree / "sys" / "block" / "sda")
@@ -183,12 +183,12 @@ def test_fsync_verdict_is_the_p99_of_a_rolling_window() -> None:
     p99, two are not; as fast samples push them out of the window the p99 recovers."""
     cfg = Config().with_check("disk", fsync_window=100, fsync_window_min=20)
     check = make("disk", config=cfg)
+    assert isinstance(check, DiskCheck)
     fast, slow = 0.001, 0.050
 
     def feed(latencies: list[float]) -> float | None:
         out = check.output()
-        p99 = check._report_path(out, "/var/lib/kubelet", PathProbe(latencies, 1, 1, None))
-        return p99  # type: ignore[no-any-return]
+        return check._report_path(out, "/var/lib/kubelet", PathProbe(latencies, 1, 1, None))
 
     assert feed([fast] * 99 + [slow]) == fast
     assert feed([slow]) == slow  # the window keeps the latest 100: two outliers now
@@ -200,6 +200,7 @@ def test_fsync_verdict_is_the_p99_of_a_rolling_window() -> None:
 
 def test_too_few_samples_leave_the_verdict_unknown_with_a_note() -> None:
     check = make("disk")
+    assert isinstance(check, DiskCheck)
     out = check.output()
     assert check._report_path(out, "/var/lib/kubelet", PathProbe([0.002] * 7, 1, 1, None)) is None
     built = out.build()
@@ -215,7 +216,7 @@ def test_too_few_samples_leave_the_verdict_unknown_with_a_note() -> None:
 def test_one_run_judges_the_latency(tmp_path: Path) -> None:
     """The check command runs each check once: its one run must reach a verdict."""
     cfg = Config().with_check("disk", fsync_samples=1, fsync_window_min=10, fsync_window=50)
-    out = run(make("disk", node_tree("compliant", tmp_path), cfg))
+    out = run(make("disk", make_node_tree("compliant", tmp_path, kvm_device=False), cfg))
     h = histograms(out)[("kubev_storage_fsync_latency_seconds", ("/var/lib/kubelet",))]
     assert h.count == 10
     assert (
@@ -235,7 +236,7 @@ def test_window_minimum_beyond_the_window_is_refused() -> None:
 
 @pytest.mark.parametrize("role", [Role.SINGLE_NODE, Role.CONTROL_PLANE])
 def test_etcd_data_dir_is_probed_where_etcd_runs(tmp_path: Path, role: Role) -> None:
-    tree = node_tree("realistic", tmp_path)
+    tree = make_node_tree("realistic", tmp_path, kvm_device=False)
     etcd = tree / "root" / "var" / "lib" / "etcd"
     before = sorted(os.listdir(etcd))
     out = run(make("disk", tree, replace(Config(), role=role)))
@@ -250,14 +251,20 @@ def test_etcd_data_dir_is_probed_where_etcd_runs(tmp_path: Path, role: Role) -> 
 
 
 def test_etcd_data_dir_is_not_probed_on_workers(tmp_path: Path) -> None:
-    out = run(make("disk", node_tree("realistic", tmp_path), replace(Config(), role=Role.WORKER)))
+    out = run(
+        make(
+            "disk",
+            make_node_tree("realistic", tmp_path, kvm_device=False),
+            replace(Config(), role=Role.WORKER),
+        )
+    )
     assert ("kubev_storage_probe_success", ("/var/lib/etcd",)) not in values(out)
     assert not [n for n in out.notes if "etcd" in n.text]
 
 
 def test_missing_etcd_data_dir_is_a_note_not_a_failure(tmp_path: Path) -> None:
     cfg = replace(Config(), role=Role.CONTROL_PLANE)
-    out = run(make("disk", node_tree("compliant", tmp_path), cfg))
+    out = run(make("disk", make_node_tree("compliant", tmp_path, kvm_device=False), cfg))
     assert ("kubev_storage_probe_success", ("/var/lib/etcd",)) not in values(out)
     assert (
         "etcd data directory /var/lib/etcd is not on this node (under --path.rootfs): not probed"
@@ -268,7 +275,7 @@ def test_missing_etcd_data_dir_is_a_note_not_a_failure(tmp_path: Path) -> None:
 
 
 def test_etcd_data_dir_setting(tmp_path: Path) -> None:
-    tree = node_tree("realistic", tmp_path)
+    tree = make_node_tree("realistic", tmp_path, kvm_device=False)
     off = Config().with_check("disk", etcd_data_dir=None)
     assert ("kubev_storage_probe_success", ("/var/lib/etcd",)) not in values(
         run(make("disk", tree, off))
@@ -290,7 +297,7 @@ def test_etcd_data_dir_setting(tmp_path: Path) -> None:
 def test_a_disk_name_that_is_not_utf8_costs_nothing_else(tmp_path: Path) -> None:
     """The kernel takes any bytes in a name; the label escapes the odd byte, the counters of
     /proc/diskstats still find the device, and the exposition stays valid."""
-    tree = node_tree("realistic", tmp_path)
+    tree = make_node_tree("realistic", tmp_path, kvm_device=False)
     odd = os.fsdecode(b"kv\xffd")
     base = tree / "sys" / "block" / odd
     (base / "queue").mkdir(parents=True)
@@ -325,11 +332,11 @@ def test_a_disk_name_that_is_not_utf8_costs_nothing_else(tmp_path: Path) -> None
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
-@needs_root
+@pytest.mark.root
 def test_an_etcd_data_dir_the_probe_cannot_write_says_what_to_do(tmp_path: Path) -> None:
     """The DaemonSet mounts the host's / read-only: etcd's data directory is there but takes
     no probe until it is mounted writable. The verdict waits for it, and says why."""
-    tree = node_tree("realistic", tmp_path)
+    tree = make_node_tree("realistic", tmp_path, kvm_device=False)
     etcd = tree / "root" / "var" / "lib" / "etcd"
     subprocess.run(["mount", "--bind", "-o", "ro", str(etcd), str(etcd)], check=True)
     try:

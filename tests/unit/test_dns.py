@@ -26,7 +26,7 @@ from exporter.model import CheckError, OutputBuilder
 from exporter.paths import Paths
 from exporter.spec import Req
 from exporter.verdicts import Outcome
-from tests.unit.checkrun import make, observed, run, values
+from tests.checkrun import make, observed, run, values
 
 CLUSTER = "127.0.0.254"  # loopback: whatever answers there, nothing leaves the machine
 API = "kubernetes.default.svc.cluster.local"

@@ -1,84 +1,37 @@
-"""The exposition encoder against prometheus_client's: byte for byte, both formats.
-
-prometheus_client is the reference implementation of both formats in Python; the
-exporter's own encoder exists only because prometheus_client's is ~10x slower per sample
-(docs/performance.md). These tests hold it to the reference on every metric of the catalog,
-with label values and numbers hypothesis makes up, and on whole snapshots of fixture nodes.
+"""The exposition encoder against prometheus_client's (tests/reference_encoder.py): byte
+for byte, both formats, on every metric of the catalog, with label values and numbers
+hypothesis makes up, and on whole snapshots of fixture nodes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from prometheus_client import utils as prometheus_utils
+from prometheus_client.core import Metric
+from prometheus_client.openmetrics import parser as openmetrics_parser
 
 from exporter.checks import CATALOG
-from exporter.encoder import assemble, bucket_bound, go_float, sample_lines
+from exporter.encoder import go_float, sample_lines
 from exporter.exposition import Exposition, self_samples
 from exporter.metrics import MetricDef
 from exporter.model import HistogramSample, Sample
-from tests.helpers import node_tree
-from tests.unit.test_runtime import IDENTITY, run_all, runtime_for
+from tests.checkrun import IDENTITY, RuntimeFor, run_all
+from tests.helpers import NodeTree
+from tests.reference_encoder import ours, reference
 
-
-def reference_family(metric: MetricDef, samples: Sequence[Sample | HistogramSample]) -> Metric:
-    """The samples as prometheus_client metric families (how the exporter encoded before)."""
-    labels = list(metric.labels)
-    family: GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily
-    if metric.type == "histogram":
-        family = HistogramMetricFamily(metric.name, metric.help, labels=labels)
-        for h in samples:
-            assert isinstance(h, HistogramSample)
-            buckets = [(bucket_bound(bound), count) for bound, count in h.buckets]
-            family.add_metric(list(h.labels), buckets, h.total)
-        return family
-    if metric.type == "counter":
-        family = CounterMetricFamily(metric.name, metric.help, labels=labels)
-    else:
-        family = GaugeMetricFamily(metric.name, metric.help, labels=labels)
-    for s in samples:
-        assert isinstance(s, Sample)
-        family.add_metric(list(s.labels), s.value)
-    return family
-
-
-class _Families:
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self.families)
-
-
-def reference(samples: Sequence[Sample | HistogramSample], openmetrics: bool) -> bytes:
-    grouped: dict[str, list[Sample | HistogramSample]] = {}
-    for s in samples:
-        grouped.setdefault(s.metric.name, []).append(s)
-    families = _Families(
-        [reference_family(m, grouped[m.name]) for m in CATALOG if m.name in grouped]
-    )
-    return openmetrics_latest(families) if openmetrics else generate_latest(families)
-
-
-def ours(samples: Sequence[Sample | HistogramSample], openmetrics: bool) -> bytes:
-    return assemble(CATALOG, [sample_lines(samples, openmetrics)], openmetrics)
-
+#: prometheus_client's OpenMetrics parser and Go float formatting (untyped modules)
+openmetrics_families: Callable[[str], Iterator[Metric]] = (
+    openmetrics_parser.text_string_to_metric_families
+)
+float_to_go_string: Callable[[float], str] = prometheus_utils.floatToGoString
 
 label_values = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12
+    alphabet=st.characters(exclude_categories=["Cs"]), max_size=12
 ) | st.sampled_from(['a"b', "c\\d", "e\nf", "", "{}", "}{0}", "eth0", "/var/lib/kubelet"])
 numbers = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
     [0.0, -0.0, 1.0, 1e6, 1234567.0, 12345678.9, 1e-7, 0.1, 1e22, -5e9, 3.0]
@@ -121,9 +74,7 @@ def test_byte_identical_to_prometheus_client(
 
 @given(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**20), 10**20))
 def test_go_float_matches_prometheus_client(value: float) -> None:
-    from prometheus_client.utils import floatToGoString
-
-    assert go_float(value) == floatToGoString(value)
+    assert go_float(value) == float_to_go_string(value)
 
 
 def test_every_catalog_metric_both_formats() -> None:
@@ -139,7 +90,7 @@ def test_every_catalog_metric_both_formats() -> None:
             samples.append(Sample(metric, labels, 42.0))
     for openmetrics in (False, True):
         assert ours(samples, openmetrics) == reference(samples, openmetrics)
-    parsed = {f.name for f in text_string_to_metric_families(ours(samples, True).decode())}
+    parsed = {f.name for f in openmetrics_families(ours(samples, True).decode())}
     assert parsed == {m.name.removesuffix("_total") for m in CATALOG}
 
 
@@ -152,12 +103,16 @@ def test_a_bad_name_is_refused_before_any_output() -> None:
         sample_lines([Sample(reserved, ("1",), 1.0)], False)
 
 
-@pytest.mark.parametrize("shape", ["compliant", "undersized", "broken"])
-async def test_whole_snapshot_matches_prometheus_client(tmp_path: Path, shape: str) -> None:
+@pytest.mark.parametrize(
+    "shape", [pytest.param("compliant", marks=pytest.mark.root), "undersized", "broken"]
+)
+async def test_whole_snapshot_matches_prometheus_client(
+    node_tree: NodeTree, runtime_for: RuntimeFor, shape: str
+) -> None:
     """The served body of a fixture node equals prometheus_client's encoding of the same
     snapshot, in both formats, also after one check re-ran (its lines are re-encoded, the
     other checks' come from the cache)."""
-    runtime = runtime_for(node_tree(shape, tmp_path))
+    runtime = runtime_for(node_tree(shape))
     identity = IDENTITY
     exposition = Exposition(identity)
     await run_all(runtime)

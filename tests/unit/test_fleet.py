@@ -6,12 +6,13 @@ from a real one)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import jsonschema
 import pytest
 
 from exporter import recorded
-from exporter.report.fleet import Answers, FleetError, assemble, queries
+from exporter.report.fleet import Answers, FleetError, FleetReport, assemble, queries
 from exporter.report.fleet_text import render_fleet
 from exporter.report.promapi import Sample
 from exporter.verdicts import Outcome
@@ -52,7 +53,10 @@ def cluster(requirement: str, value: float) -> Sample:
     return Sample({"requirement": requirement}, value)
 
 
-def answers(rules: set[str] | None = ALL_RULES, **vectors: list[Sample]) -> Answers:
+def answers(
+    vectors: dict[str, list[Sample]] | None = None, rules: set[str] | None = ALL_RULES
+) -> Answers:
+    vectors = vectors or {}
     assert set(vectors) <= set(queries("x"))
     return Answers(vectors, rules, "http://prometheus:9090", 'job="kubev-node-exporter"', at=0.0)
 
@@ -92,16 +96,16 @@ def healthy_cluster() -> dict[str, list[Sample]]:
     }
 
 
-def cell(report: object, node: str, requirement: str) -> tuple[Outcome | None, str]:
-    row = next(n for n in report.nodes if n.node == node)  # type: ignore[attr-defined]
+def cell(report: FleetReport, node: str, requirement: str) -> tuple[Outcome | None, str]:
+    row = next(n for n in report.nodes if n.node == node)
     found = row.cells[requirement]
     return found.verdict, found.detail
 
 
 def test_a_healthy_fleet_exits_0_and_its_json_follows_the_schema() -> None:
-    report = assemble(answers(**healthy_cluster()))
+    report = assemble(answers(healthy_cluster()))
     assert report.exit_code == 0
-    document = report.to_json()
+    document: dict[str, Any] = report.to_json()
     jsonschema.validate(document, SCHEMA)
     assert [c["verdict"] for c in document["cluster"]] == ["PASS", "PASS"]
     assert document["cluster"][0]["detail"] == (
@@ -141,7 +145,7 @@ def test_a_minimum_failed_a_recommendation_missed_and_a_failing_check() -> None:
     ]
     data["checks"] += [check("10.0.0.1:19100", "network", 1), check("10.0.0.2:19100", "network", 1)]
     data["checks"] += [check("10.0.0.2:19100", "disk", 0)]
-    report = assemble(answers(**data))
+    report = assemble(answers(data))
     assert cell(report, "n1", "nic_speed") == (Outcome.FAIL, "0.1 Gb/s; minimum >= 1 Gb/s")
     assert cell(report, "n2", "nic_speed") == (Outcome.WARN, "1 Gb/s; recommended >= 10 Gb/s")
     assert cell(report, "n2", "disk_latency") == (Outcome.ERROR, "the disk check is failing")
@@ -159,7 +163,7 @@ def test_a_node_without_an_exporter_is_an_error_and_said_once() -> None:
         node_met("n3", "kubevirt_schedulable", 0),
     ]
     data["up"] = [Sample({**JOB, "instance": "10.0.0.3:19100"}, 0)]
-    report = assemble(answers(**data))
+    report = assemble(answers(data))
     row = next(n for n in report.nodes if n.node == "n3")
     assert row.exporter is None
     assert row.reporting.verdict is Outcome.ERROR
@@ -191,7 +195,7 @@ def test_the_cluster_view_of_a_node_follows_its_role() -> None:
     data["node_observed"] = [
         Sample({"node": "n2", "requirement": "kubevirt_devices"}, 2),
     ]
-    report = assemble(answers(**data))
+    report = assemble(answers(data))
     # a control-plane node runs no VMs: not its requirement
     assert cell(report, "n1", "kubevirt_devices") == (None, "not needed on role control-plane")
     assert cell(report, "n2", "kubevirt_devices") == (
@@ -203,7 +207,7 @@ def test_the_cluster_view_of_a_node_follows_its_role() -> None:
 def test_without_the_schedulable_label_the_verdict_is_unknown_and_says_why() -> None:
     data = healthy_cluster()
     data["node_met"] = [node_met(n, "kubevirt_devices", 1) for n in ("n1", "n2")]
-    report = assemble(answers(**data))
+    report = assemble(answers(data))
     verdict, detail = cell(report, "n1", "kubevirt_schedulable")
     assert verdict is Outcome.UNKNOWN
     assert "--metric-labels-allowlist=nodes=[kubevirt.io/schedulable]" in detail
@@ -214,7 +218,7 @@ def test_a_single_node_cluster_has_no_kvm_nodes_verdict() -> None:
     data = healthy_cluster()
     data["cluster_met"] = [cluster("shared_storage", 1)]
     data["cluster_observed"] = [cluster("shared_storage", 1), cluster("kvm_nodes", 1)]
-    report = assemble(answers(**data))
+    report = assemble(answers(data))
     row = next(r for r in report.cluster if r.requirement == "kvm_nodes")
     assert row.cell.verdict is None
     assert row.observed == 1
@@ -227,7 +231,7 @@ def test_without_cdi_or_the_rules_the_cluster_cannot_be_judged() -> None:
     data["cluster_met"] = [cluster("kvm_nodes", 1)]
     data["cluster_observed"] = [cluster("kvm_nodes", 2)]
     data["vm_class"] = []
-    report = assemble(answers(**data))
+    report = assemble(answers(data))
     row = next(r for r in report.cluster if r.requirement == "shared_storage")
     assert (row.cell.verdict, row.cell.detail) == (Outcome.ERROR, "no CDI series in Prometheus")
     assert row.cell.runbook_url.endswith("/KubevClusterMetricsAbsent.md")
@@ -237,7 +241,7 @@ def test_without_cdi_or_the_rules_the_cluster_cannot_be_judged() -> None:
     bare = healthy_cluster()
     for key in ("cluster_met", "cluster_observed", "node_met", "reporting", "vm_class"):
         bare[key] = []
-    report = assemble(answers(rules=set(), **bare))
+    report = assemble(answers(bare, rules=set()))
     assert {r.cell.verdict for r in report.cluster} == {Outcome.ERROR}
     assert all("has not loaded the kubev rules" in r.cell.detail for r in report.cluster)
     assert cell(report, "n1", "kubevirt_devices")[0] is Outcome.UNKNOWN
@@ -259,7 +263,7 @@ def test_the_vm_class_without_rwx_or_no_default_class_is_said() -> None:
             1,
         )
     ]
-    report = assemble(answers(**data))
+    report = assemble(answers(data))
     row = report.cluster[0]
     assert row.cell.verdict is Outcome.FAIL
     assert row.cell.detail == (
@@ -267,7 +271,7 @@ def test_the_vm_class_without_rwx_or_no_default_class_is_said() -> None:
     )
     assert row.cell.hint.startswith("Make a StorageClass whose CSI driver offers ReadWriteMany")
     data["vm_class"] = []
-    assert assemble(answers(**data)).cluster[0].cell.detail == (
+    assert assemble(answers(data)).cluster[0].cell.detail == (
         "no StorageClass is default for VMs or for the cluster"
     )
 
@@ -276,7 +280,7 @@ def test_two_exporters_for_one_node_and_an_unknown_requirement_are_noted() -> No
     data = healthy_cluster()
     data["info"].append(info("n1", "10.0.0.9:19100"))
     data["met"].append(met("10.0.0.1:19100", "newer_requirement", "minimum", 1))
-    report = assemble(answers(**data))
+    report = assemble(answers(data))
     assert report.notes == (
         "two exporters report node n1: 10.0.0.1:19100 (shown) and 10.0.0.9:19100",
         "requirements this fleet command does not know, left out: newer_requirement",
@@ -289,6 +293,6 @@ def test_nothing_to_judge_is_an_error_naming_the_selector() -> None:
 
 
 def test_colour_only_paints_verdicts() -> None:
-    text = render_fleet(assemble(answers(**healthy_cluster())), colour=True)
+    text = render_fleet(assemble(answers(healthy_cluster())), colour=True)
     assert "\033[1;32mPASS" in text
     assert "\033[1;32mn1" not in text

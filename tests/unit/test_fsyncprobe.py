@@ -23,8 +23,8 @@ from exporter.checks.fsyncprobe import (
     fsync_probe,
 )
 from exporter.config import Config
-from tests.helpers import needs_root, node_tree
-from tests.unit.checkrun import make, observed, run, values
+from tests.checkrun import make, observed, run, values
+from tests.helpers import make_node_tree
 
 #: the fixed name the old probe wrote through
 OLD_PROBE_FILE = ".kubev-node-exporter-fsync-probe"
@@ -59,7 +59,7 @@ def test_probe_leaves_the_path_as_it_found_it(storage: Path, tmpfile: bool) -> N
     assert os.listdir(storage) == ["pods"]
 
 
-@needs_root
+@pytest.mark.root
 def test_a_symlink_at_the_old_name_is_never_followed(storage: Path, outside: Path) -> None:
     (storage / OLD_PROBE_FILE).symlink_to(outside)
     out = run(make("disk", config=Config().with_check("disk", storage_paths=(str(storage),))))
@@ -69,7 +69,7 @@ def test_a_symlink_at_the_old_name_is_never_followed(storage: Path, outside: Pat
     assert (storage / OLD_PROBE_FILE).is_symlink()  # not ours to remove either
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.parametrize("points_at", ["file", "directory"])
 def test_a_symlink_as_the_probe_directory_stops_the_probe(
     storage: Path, outside: Path, points_at: str
@@ -89,7 +89,7 @@ def test_a_symlink_as_the_probe_directory_stops_the_probe(
     assert (storage / PROBE_DIR).is_symlink()
 
 
-@needs_root
+@pytest.mark.root
 @pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named"])
 def test_a_probe_directory_of_another_user_is_refused(
     storage: Path, outside: Path, tmpfile: bool
@@ -116,7 +116,7 @@ def test_a_file_a_crashed_probe_left_is_removed(storage: Path) -> None:
     assert os.listdir(storage) == []
 
 
-@needs_root
+@pytest.mark.root
 def test_a_read_only_path_fails_the_probe_with_the_reason(tmp_path: Path) -> None:
     """A read-only mount (the DaemonSet mounts the host's / read-only) takes no directory."""
     storage = tmp_path / "ro"
@@ -148,7 +148,7 @@ def test_the_probe_directory_is_refused_when_it_is_a_file(storage: Path) -> None
 
 def test_fixture_tree_probe(tmp_path: Path) -> None:
     """Through the check on a fixture node: the storage path under --path.rootfs."""
-    tree = node_tree("compliant", tmp_path)
+    tree = make_node_tree("compliant", tmp_path, kvm_device=False)
     out = run(make("disk", tree))
     assert values(out)[("kubev_storage_probe_success", ("/var/lib/kubelet",))] == 1
     assert not (tree / "root" / "var" / "lib" / "kubelet" / PROBE_DIR).exists()

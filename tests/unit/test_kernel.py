@@ -10,8 +10,8 @@ import pytest
 
 from exporter.config import Config
 from exporter.spec import Req, Role
+from tests.checkrun import make, observed, run, values
 from tests.fixtures import build, kernel
-from tests.unit.checkrun import make, observed, run, values
 
 WORKER = Config(role=Role.WORKER)
 SINGLE = Config(role=Role.SINGLE_NODE)

@@ -10,11 +10,14 @@ import pytest
 
 from exporter.checks.cpuinfo import parse_cpuinfo
 from exporter.checks.kvm import probe_kvm
-from tests.helpers import needs_root, node_tree
-from tests.unit.checkrun import make, observed, run, values
+from tests.checkrun import make, observed, run, values
+from tests.helpers import NodeTree
 
-HAS_KVM = Path("/dev/kvm").exists()
-needs_kvm = pytest.mark.skipif(not HAS_KVM, reason="this machine has no /dev/kvm")
+#: the exporter opens /dev/kvm read-write (root, the kvm group, or KubeVirt's device plugin)
+KVM_USABLE = os.access("/dev/kvm", os.R_OK | os.W_OK)
+needs_kvm = pytest.mark.skipif(
+    not KVM_USABLE, reason="no /dev/kvm on this machine that this user may open read-write"
+)
 
 
 def open_fds() -> int:
@@ -45,10 +48,10 @@ def test_real_host_reports_flag_and_device_as_separate_facts() -> None:
     assert observed(out)["kvm"] == 1
 
 
-@needs_root
+@pytest.mark.root
 @needs_kvm
-def test_compliant_node_with_a_kvm_device_node(tmp_path: Path) -> None:
-    out = run(make("kvm", node_tree("compliant", tmp_path)))
+def test_compliant_node_with_a_kvm_device_node(node_tree: NodeTree) -> None:
+    out = run(make("kvm", node_tree("compliant")))
     v = values(out)
     assert v[("kubev_kvm_device_present", ())] == 1
     assert v[("kubev_kvm_usable", ())] == 1
@@ -57,8 +60,8 @@ def test_compliant_node_with_a_kvm_device_node(tmp_path: Path) -> None:
     assert v[("kubev_host_is_virtual_machine", ())] == 0
 
 
-def test_missing_device(tmp_path: Path) -> None:
-    out = run(make("kvm", node_tree("undersized", tmp_path)))
+def test_missing_device(node_tree: NodeTree) -> None:
+    out = run(make("kvm", node_tree("undersized")))
     v = values(out)
     assert v[("kubev_kvm_device_present", ())] == 0
     assert v[("kubev_kvm_usable", ())] == 0
@@ -67,25 +70,25 @@ def test_missing_device(tmp_path: Path) -> None:
     assert observed(out) == {"virtualization_extensions": 0, "kvm": 0}
 
 
-def test_regular_file_is_not_a_device(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+def test_regular_file_is_not_a_device(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     (tree / "dev" / "kvm").write_text("x")
     out = run(make("kvm", tree))
     assert values(out)[("kubev_kvm_device_present", ())] == 0
     assert any("not a character device" in n for n in [n.text for n in out.notes])
 
 
-@needs_root
-def test_wrong_character_device(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+@pytest.mark.root
+def test_wrong_character_device(node_tree: NodeTree) -> None:
+    tree = node_tree("undersized")
     os.mknod(tree / "dev" / "kvm", 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null
     out = run(make("kvm", tree))
     assert values(out)[("kubev_kvm_device_present", ())] == 0
     assert any("is device 1:3, not KVM's 10:232" in n for n in [n.text for n in out.notes])
 
 
-def test_truncated_cpuinfo_leaves_flags_unknown(tmp_path: Path) -> None:
-    out = run(make("kvm", node_tree("broken", tmp_path)))
+def test_truncated_cpuinfo_leaves_flags_unknown(node_tree: NodeTree) -> None:
+    out = run(make("kvm", node_tree("broken")))
     v = values(out)
     assert ("kubev_cpu_virtualization_extensions_present", ()) not in v
     assert observed(out)["virtualization_extensions"] is None

@@ -21,7 +21,7 @@ from exporter.checks.ovnprobe import Result, State
 from exporter.checks.promtext import Kept, Scan
 from exporter.spec import Expectation, Req
 from exporter.verdicts import Outcome
-from tests.unit.checkrun import values
+from tests.checkrun import values
 
 NODE = "10.1.0.5"
 CNI = Endpoint("kube-ovn-cni", 10665, Expectation.REQUIRED)

@@ -15,14 +15,14 @@ from exporter.exposition import Exposition, Identity
 from exporter.report import model
 from exporter.runtime import Runtime
 from exporter.verdicts import Outcome
-from tests.helpers import node_tree, samples
-from tests.unit.checkrun import tree_paths
+from tests.checkrun import tree_paths
+from tests.helpers import make_node_tree, samples
 
 
 async def test_partial_output_is_served_and_fails_the_run(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tree = node_tree("undersized", tmp_path)
+    tree = make_node_tree("undersized", tmp_path)
     (tree / "proc" / "meminfo").write_text("MemTotal: lots\n")
     config = Config(node_name="n1")
     for name in ("kvm", "devices", "kernel", "disk", "network", "ports", "ovn", "dns"):

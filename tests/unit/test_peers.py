@@ -42,8 +42,8 @@ from exporter.model import CheckError
 from exporter.paths import Paths
 from exporter.runtime import CheckState, Snapshot
 from exporter.settings import ConfigError
-from exporter.spec import Role
-from tests.unit.checkrun import make, run
+from exporter.spec import Req, Role
+from tests.checkrun import make, run
 
 # --- peer lists ---------------------------------------------------------------------------
 
@@ -421,4 +421,4 @@ def test_a_missing_peer_file_is_an_error_naming_it(tmp_path: Path) -> None:
     )
     output = run(PeersCheck(cfg, Paths()))
     assert output.errors and str(tmp_path / "gone") in output.errors[0].text
-    assert dict(output.observations)["peer_reachability"] is None
+    assert dict(output.observations)[Req.PEER_REACHABILITY] is None

@@ -195,14 +195,44 @@ def test_durations(value: object) -> None:
     assert seconds > 0
 
 
+def sample_lines(text: str) -> int:
+    """Lines of a Prometheus text body that hold a sample: not blank, not a comment."""
+    return sum(1 for line in text.split("\n") if line.strip() and not line.strip().startswith("#"))
+
+
 @SETTINGS
 @given(st.one_of(st.binary(max_size=400), proc_like.map(str.encode)))
 def test_scraped_ovn_text(body: bytes) -> None:
+    """kubev_ovn_endpoint_samples is what the endpoint served: one per sample line, or the
+    body is refused as not metrics (ValueError), never a count of something else."""
     try:
         count = count_samples(body)
     except ValueError:
         return
-    assert count >= 0
+    assert count == sample_lines(body.decode())
+
+
+metric_names = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,20}", fullmatch=True)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(metric_names, st.lists(garbage, max_size=3), st.floats()),
+        max_size=30,
+    )
+)
+def test_scraped_ovn_text_counts_every_sample(
+    served: list[tuple[str, list[str], float]],
+) -> None:
+    """A well-formed body (HELP and TYPE lines, escaped label values) is counted exactly."""
+    lines = []
+    for name, labels, number in served:
+        lines += [f"# HELP {name} Some help.", f"# TYPE {name} untyped"]
+        escaped = (v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"') for v in labels)
+        pairs = ",".join(f'l{i}="{v}"' for i, v in enumerate(escaped))
+        lines.append(f"{name}{{{pairs}}} {number!r}")
+    assert count_samples("\n".join(lines).encode()) == len(served)
 
 
 RIGHT = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=4))

@@ -3,37 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import gzip
 import itertools
 import logging
 import os
+import selectors
 import threading
 import time
-from dataclasses import replace
-from pathlib import Path
-from typing import ClassVar
+from collections.abc import Callable, Iterator, Mapping
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client.openmetrics.parser import (
-    text_string_to_metric_families as openmetrics_families,
-)
+from prometheus_client.core import Metric
+from prometheus_client.openmetrics import parser as openmetrics_parser
 
+import exporter.runtime
 from exporter import gctune
 from exporter.blocking import BACKGROUND_NICE, BlockingGate
-from exporter.checks.base import BlockingCheck, Check
-from exporter.cli import build_checks
+from exporter.checks.base import Check
+from exporter.checks.kvm import KvmSettings
 from exporter.config import Config
-from exporter.exposition import Exposition, Identity
+from exporter.exposition import Exposition
 from exporter.model import CheckOutput
 from exporter.paths import Paths
 from exporter.runtime import Runtime
-from exporter.spec import Profile, Role
+from exporter.settings import CheckSettings
+from exporter.spec import Profile
 from exporter.web.server import accepts_gzip, make_app
-from tests.helpers import eventually, node_tree, samples
-from tests.unit.checkrun import tree_paths
+from tests.checkrun import IDENTITY, RuntimeFor, run_all
+from tests.helpers import NodeTree, eventually, samples
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
+
+#: prometheus_client's OpenMetrics parser (its module carries no annotations)
+openmetrics_families: Callable[[str], Iterator[Metric]] = (
+    openmetrics_parser.text_string_to_metric_families
+)
 
 #: What Prometheus 2.x sends; it gets OpenMetrics.
 PROMETHEUS_ACCEPT = (
@@ -42,24 +53,10 @@ PROMETHEUS_ACCEPT = (
 )
 
 
-IDENTITY = Identity(node="n1", role=Role.SINGLE_NODE, profile=Profile.PRODUCTION)
-
-
-def runtime_for(tree: Path, config: Config | None = None) -> Runtime:
-    """Every check but DNS, probing loopback only."""
-    cfg = replace(config or Config(), node_address="127.0.0.1").with_check("dns", enabled=False)
-    return Runtime(cfg, build_checks(cfg, tree_paths(tree)))
-
-
-async def run_all(runtime: Runtime) -> None:
-    for check in runtime.checks:
-        await runtime.run_once(check)
-
-
 async def test_failure_logged_once_per_change(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    node_tree: NodeTree, runtime_for: RuntimeFor, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tree = node_tree("undersized", tmp_path)
+    tree = node_tree("undersized")
     runtime = runtime_for(tree)
     compute = next(c for c in runtime.checks if c.name == "compute")
     meminfo = tree / "proc" / "meminfo"
@@ -83,8 +80,10 @@ async def test_failure_logged_once_per_change(
     }
 
 
-async def test_failed_check_drops_its_values_unless_keep_last_good(tmp_path: Path) -> None:
-    tree = node_tree("undersized", tmp_path)
+async def test_failed_check_drops_its_values_unless_keep_last_good(
+    node_tree: NodeTree, runtime_for: RuntimeFor
+) -> None:
+    tree = node_tree("undersized")
     for keep in (False, True):
         cfg = Config().with_check("compute", keep_last_good=keep)
         runtime = runtime_for(tree, cfg)
@@ -100,8 +99,10 @@ async def test_failed_check_drops_its_values_unless_keep_last_good(tmp_path: Pat
         assert ("memory" in verdicts) is keep
 
 
-async def test_exposition_is_cached_until_a_result_changes(tmp_path: Path) -> None:
-    runtime = runtime_for(node_tree("undersized", tmp_path))
+async def test_exposition_is_cached_until_a_result_changes(
+    node_tree: NodeTree, runtime_for: RuntimeFor
+) -> None:
+    runtime = runtime_for(node_tree("undersized"))
     exposition = Exposition(IDENTITY)
     await run_all(runtime)
     first, ctype = exposition.render(runtime.snapshot, "", gzipped=False)
@@ -126,8 +127,8 @@ async def ready_status(client: TestClient[web.Request, web.Application]) -> int:
     return (await client.get("/-/ready")).status
 
 
-async def test_endpoints(tmp_path: Path) -> None:
-    runtime = runtime_for(node_tree("undersized", tmp_path), Config(node_name="n1"))
+async def test_endpoints(node_tree: NodeTree, runtime_for: RuntimeFor) -> None:
+    runtime = runtime_for(node_tree("undersized"), Config(node_name="n1"))
     async with TestClient(TestServer(make_app(runtime))) as client:
         assert (await client.get("/-/healthy")).status == 200
         not_ready = await client.get("/-/ready")
@@ -164,14 +165,14 @@ async def test_endpoints(tmp_path: Path) -> None:
 
 
 async def test_ready_means_metrics_hold_every_first_result(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    node_tree: NodeTree, runtime_for: RuntimeFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """/-/ready must not say ready while /metrics still serves bytes encoded before the
     first results (seen on a loaded machine: check_success 0 for a check with zero runs)."""
     encoder_may_run = threading.Event()
     # the encoder thread starts by lowering its priority: hold it there, as a busy CPU would
     monkeypatch.setattr("exporter.exposition.lower_priority", encoder_may_run.wait)
-    runtime = runtime_for(node_tree("undersized", tmp_path))
+    runtime = runtime_for(node_tree("undersized"))
     async with TestClient(TestServer(make_app(runtime))) as client:
         before = samples(await (await client.get("/metrics")).text())
         assert before[("kubev_check_success", (("check", "disk"),))] == 0
@@ -193,9 +194,9 @@ async def test_ready_means_metrics_hold_every_first_result(
             assert runs + failures == 1, check.name
 
 
-async def test_html_escapes_node_data(tmp_path: Path) -> None:
+async def test_html_escapes_node_data(node_tree: NodeTree, runtime_for: RuntimeFor) -> None:
     hostile = Config(node_name="<script>alert(1)</script>", profile=Profile.TESTING)
-    runtime = runtime_for(node_tree("broken", tmp_path), hostile)
+    runtime = runtime_for(node_tree("broken"), hostile)
     await run_all(runtime)
     async with TestClient(TestServer(make_app(runtime))) as client:
         html = await (await client.get("/")).text()
@@ -204,14 +205,18 @@ async def test_html_escapes_node_data(tmp_path: Path) -> None:
     assert "meminfo" in html  # the failing check's reason is shown
 
 
-class _EtimedoutCheck(Check):
+#: what a socket or netlink call raises when the kernel gives up on a peer
+ETIMEDOUT = TimeoutError(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT))
+
+
+class _EtimedoutCheck(Check[KvmSettings]):
     """Raises ETIMEDOUT at once, as a socket or netlink call inside a check can. The real
     sources cannot be made to do that on demand here, hence this minimal check."""
 
     name = "kvm"
 
     async def run(self) -> CheckOutput:
-        raise TimeoutError(110, "Connection timed out")
+        raise ETIMEDOUT
 
 
 async def test_a_timeout_inside_the_check_is_a_failure_not_a_check_timeout() -> None:
@@ -219,13 +224,14 @@ async def test_a_timeout_inside_the_check_is_a_failure_not_a_check_timeout() -> 
     runtime = Runtime(cfg, [_EtimedoutCheck(cfg, Paths())])
     state = await runtime.run_once(runtime.checks[0])
     assert state.runs["failure"] == 1 and state.runs["timeout"] == 0
-    assert state.error == "TimeoutError: [Errno 110] Connection timed out"
+    # the error names the exception and says what it said, not "timed out after 5s"
+    assert state.error == f"TimeoutError: {ETIMEDOUT}"
 
 
 async def test_a_failing_listener_does_not_stop_the_checks(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    node_tree: NodeTree, runtime_for: RuntimeFor, caplog: pytest.LogCaptureFixture
 ) -> None:
-    runtime = runtime_for(node_tree("undersized", tmp_path))
+    runtime = runtime_for(node_tree("undersized"))
 
     def broken(snapshot: object) -> None:
         raise RuntimeError("listener bug")
@@ -254,43 +260,99 @@ def test_accept_encoding(header: str, gzip_ok: bool) -> None:
     assert accepts_gzip(header) is gzip_ok
 
 
-async def test_warm_encodes_off_the_loop_and_serves_the_result(tmp_path: Path) -> None:
-    runtime = runtime_for(node_tree("undersized", tmp_path))
+async def test_warm_encodes_off_the_loop_and_serves_the_result(
+    node_tree: NodeTree, runtime_for: RuntimeFor
+) -> None:
+    runtime = runtime_for(node_tree("undersized"))
     exposition = Exposition(IDENTITY)
     runtime.subscribe(exposition.warm)
     await run_all(runtime)
     generation = runtime.snapshot.generation
-    for _ in range(200):  # the encoder thread finishes within milliseconds
+
+    async def encoded_generation() -> int | None:
         with exposition._lock:
             ready = exposition._ready
-        if ready is not None and ready.generation == generation:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("the encoder thread never caught up")
+        return None if ready is None else ready.generation
+
+    # the encoder thread (at nice 10) catches up within milliseconds on an idle machine
+    await eventually(encoded_generation, generation)
     first, _ = exposition.render(runtime.snapshot, PROMETHEUS_ACCEPT, gzipped=True)
     again, _ = exposition.render(runtime.snapshot, PROMETHEUS_ACCEPT, gzipped=True)
     assert again is first
     assert b"kubev_cpu_logical_cores 4.0" in gzip.decompress(first)
 
 
-class _Recording(BlockingCheck):
+class _VirtualClock(selectors.BaseSelector):
+    """The selector of a VirtualTimeLoop: it never waits. When nothing is ready, it moves
+    the clock on to the loop's next timer instead of sleeping until then."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._real = selectors.DefaultSelector()
+
+    def register(
+        self, fileobj: FileDescriptorLike, events: int, data: Any = None
+    ) -> selectors.SelectorKey:
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(
+        self, fileobj: FileDescriptorLike, events: int, data: Any = None
+    ) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = self._real.select(0)
+        if not ready and timeout is None:
+            raise AssertionError("the loop would wait forever: nothing is scheduled")
+        if not ready and timeout:
+            self.now += timeout
+        return ready
+
+    def get_map(self) -> Mapping[FileDescriptorLike, selectors.SelectorKey]:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on a virtual clock: sleeps and timeouts take no real time, and what
+    runs when depends on the code alone, not on how busy the machine is."""
+
+    def __init__(self) -> None:
+        self.clock = _VirtualClock()
+        super().__init__(self.clock)
+
+    def time(self) -> float:
+        return self.clock.now
+
+
+class _Recording(Check[CheckSettings]):
     """Records when it runs. The scheduler is under test here, not a check, so these
-    checks read nothing: each sleeps 30 ms in its thread and notes the time."""
+    checks read nothing: each takes 30 ms and notes when it began and ended."""
 
     runs: ClassVar[list[tuple[str, float, float]]] = []
 
-    def collect(self) -> CheckOutput:
-        begun = time.monotonic()
-        time.sleep(0.03)
-        self.runs.append((self.name, begun, time.monotonic()))
+    async def run(self) -> CheckOutput:
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        await asyncio.sleep(0.03)
+        self.runs.append((self.name, begun, loop.time()))
         return CheckOutput()
 
 
-async def test_checks_keep_apart_after_the_first_round() -> None:
+def test_checks_keep_apart_after_the_first_round(monkeypatch: pytest.MonkeyPatch) -> None:
     """Four checks with the same interval: all run at once at start (so /-/ready comes
     soon), then each in its own phase, so their threads do not compete with each other
-    and with the scrapes."""
+    and with the scrapes. On a virtual clock (the runtime's included): the schedule is
+    under test, not how soon a busy machine gets round to it."""
+    loop = VirtualTimeLoop()
+    monkeypatch.setattr(
+        exporter.runtime, "time", SimpleNamespace(monotonic=loop.time, time=time.time)
+    )
     names = ("kvm", "compute", "disk", "network")
     cfg = Config()
     for name in names:
@@ -298,10 +360,22 @@ async def test_checks_keep_apart_after_the_first_round() -> None:
     checks = [type(f"Recording_{n}", (_Recording,), {"name": n})(cfg, Paths()) for n in names]
     _Recording.runs = []
     runtime = Runtime(cfg, checks)
-    runtime.start()
-    await asyncio.sleep(2.3)
-    await runtime.stop()
-    runs = _Recording.runs
+
+    async def five_runs_each() -> bool:  # the first round and four more
+        return all(sum(n == name for n, _, _ in _Recording.runs) >= 5 for name in names)
+
+    async def scenario() -> None:
+        runtime.start()
+        try:
+            await eventually(five_runs_each, True)
+        finally:
+            await runtime.stop()
+
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    runs = list(_Recording.runs)
     firsts = {name: min(b for n, b, _ in runs if n == name) for name in names}
     assert max(firsts.values()) - min(firsts.values()) < 0.02  # the first round: together
     later = sorted((b, e) for n, b, e in runs if b > firsts[n])
@@ -326,7 +400,7 @@ async def test_blocking_work_runs_below_the_serving_thread() -> None:
 
 
 async def test_gc_tuned_and_heap_frozen_after_the_first_round(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    node_tree: NodeTree, runtime_for: RuntimeFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first full round leaves the heap frozen (later collections skip it) and the
     young threshold raised: see exporter/gctune.py for the stalls this removes."""
@@ -334,9 +408,14 @@ async def test_gc_tuned_and_heap_frozen_after_the_first_round(
     gc.unfreeze()
     freezes: list[int] = []
     real_freeze = gc.freeze
-    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(1) or real_freeze())
+
+    def counted_freeze() -> None:
+        freezes.append(1)
+        real_freeze()
+
+    monkeypatch.setattr(gc, "freeze", counted_freeze)
     try:
-        runtime = runtime_for(node_tree("undersized", tmp_path))
+        runtime = runtime_for(node_tree("undersized"))
         gctune.tune(runtime)
         assert gc.get_threshold()[0] == gctune.GEN0_THRESHOLD
         await runtime.run_once(runtime.checks[0])

@@ -9,6 +9,7 @@ from exporter.spec import (
     Expectation,
     Level,
     Profile,
+    Req,
     Role,
     Scope,
     requirements,
@@ -42,24 +43,27 @@ def test_port_table_is_the_spec_table() -> None:
 
 def test_thresholds_are_the_spec_numbers() -> None:
     testing, production = requirements(Profile.TESTING), requirements(Profile.PRODUCTION)
-    assert testing["cpu_cores"].thresholds == {Level.MINIMUM: 8, Level.RECOMMENDED: 16}
-    assert production["cpu_cores"].thresholds[Level.MINIMUM] == 16
-    assert testing["memory"].thresholds == {Level.MINIMUM: 8 * GIB, Level.RECOMMENDED: 16 * GIB}
-    assert production["memory"].thresholds == {Level.MINIMUM: 16 * GIB, Level.RECOMMENDED: 32 * GIB}
+    assert testing[Req.CPU_CORES].thresholds == {Level.MINIMUM: 8, Level.RECOMMENDED: 16}
+    assert production[Req.CPU_CORES].thresholds[Level.MINIMUM] == 16
+    assert testing[Req.MEMORY].thresholds == {Level.MINIMUM: 8 * GIB, Level.RECOMMENDED: 16 * GIB}
+    assert production[Req.MEMORY].thresholds == {
+        Level.MINIMUM: 16 * GIB,
+        Level.RECOMMENDED: 32 * GIB,
+    }
     for reqs in (testing, production):
         # 1 Gb/s and 10 Gb/s in bytes per second
-        assert reqs["nic_speed"].thresholds == {
+        assert reqs[Req.NIC_SPEED].thresholds == {
             Level.MINIMUM: 125_000_000,
             Level.RECOMMENDED: 1_250_000_000,
         }
-        assert reqs["kvm"].thresholds[Level.MINIMUM] == 1
-        assert Level.RECOMMENDED in reqs["storage_solid_state"].thresholds
+        assert reqs[Req.KVM].thresholds[Level.MINIMUM] == 1
+        assert Level.RECOMMENDED in reqs[Req.STORAGE_SOLID_STATE].thresholds
     # "must have VT-x or AMD-V": a minimum in production
-    assert production["virtualization_extensions"].thresholds[Level.MINIMUM] == 1
+    assert production[Req.VIRTUALIZATION_EXTENSIONS].thresholds[Level.MINIMUM] == 1
 
 
 def test_memory_comparison_allows_for_kernel_reservation() -> None:
-    memory = requirements(Profile.TESTING)["memory"]
+    memory = requirements(Profile.TESTING)[Req.MEMORY]
     installed_8gib_memtotal = 7.7 * GIB  # what MemTotal reads on a machine with 8 GiB
     assert memory.is_met(Level.MINIMUM, installed_8gib_memtotal)
     assert not memory.is_met(Level.MINIMUM, 7.0 * GIB)
@@ -67,7 +71,7 @@ def test_memory_comparison_allows_for_kernel_reservation() -> None:
 
 
 def test_latency_requirement_is_an_upper_bound() -> None:
-    latency = requirements(Profile.PRODUCTION)["disk_latency"]
+    latency = requirements(Profile.PRODUCTION)[Req.DISK_LATENCY]
     assert latency.is_met(Level.RECOMMENDED, 0.004)
     assert not latency.is_met(Level.RECOMMENDED, 0.02)
     assert latency.is_met(Level.MINIMUM, 0.02)
@@ -103,7 +107,7 @@ def test_roles() -> None:
 
 def test_format_for_people() -> None:
     reqs = requirements(Profile.PRODUCTION)
-    assert reqs["memory"].format(16 * GIB) == "16 GiB"
-    assert reqs["nic_speed"].format(1_250_000_000) == "10 Gb/s"
-    assert reqs["disk_latency"].format(0.0042) == "4.2 ms"
-    assert reqs["kvm"].format(0) == "no"
+    assert reqs[Req.MEMORY].format(16 * GIB) == "16 GiB"
+    assert reqs[Req.NIC_SPEED].format(1_250_000_000) == "10 Gb/s"
+    assert reqs[Req.DISK_LATENCY].format(0.0042) == "4.2 ms"
+    assert reqs[Req.KVM].format(0) == "no"

@@ -7,7 +7,6 @@ import contextlib
 import json
 import subprocess
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +16,7 @@ from typing import Any
 import yaml
 
 from alerts.generate import RULES
-from tests.helpers import ROOT, free_port, http_get
+from tests.helpers import PATIENCE, ROOT, answers, free_port, http_get, wait_until
 
 EXAMPLE_ALERTMANAGER = ROOT / "deploy" / "prometheus" / "alertmanager.yml"
 
@@ -52,10 +51,12 @@ class Webhook:
         self.server.server_close()
 
     def wait_for(
-        self, path: str, alertname: str, status: str, timeout: float = 150.0
+        self, path: str, alertname: str, status: str, timeout: float = 150.0 + PATIENCE
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """The first notification of `alertname` in `status` sent to `path`. The alert
+        fires after its `for:` (1m) and Alertmanager's group wait: the bound is generous."""
+
+        def sent() -> dict[str, Any] | None:
             for got_path, payload in list(self.received):
                 for alert in payload["alerts"]:
                     if (
@@ -64,18 +65,12 @@ class Webhook:
                         and alert["status"] == status
                     ):
                         return dict(alert)
-            time.sleep(0.2)
-        raise AssertionError(f"no {status} {alertname} at {path}; got {self.received}")
+            return None
 
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            if http_get(url).status == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"{url} never became ready")
+        try:
+            return wait_until(sent, f"{status} {alertname} at {path}", timeout, every=0.2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; got {self.received}") from None
 
 
 @contextlib.contextmanager
@@ -84,7 +79,7 @@ def served(cmd: list[str], port: int) -> Iterator[str]:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/-/ready")
+        wait_until(lambda: answers(f"{url}/-/ready"), f"{url}/-/ready")
         yield url
     finally:
         proc.terminate()
