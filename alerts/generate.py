@@ -30,6 +30,7 @@ from alerts.catalog import (
     Rule,
     RuleSettings,
 )
+from alerts.catalog.common import ExprCase, Impact, RecordingCase
 from exporter.config import DEFAULT_RUNBOOK_URL
 from tools.generated import sync
 
@@ -86,20 +87,57 @@ def rules_file(settings: RuleSettings = DEFAULTS) -> dict[str, Any]:
     }
 
 
+#: what each impact means for whoever reads a runbook (alerts/catalog/common.py Impact)
+WHY = {
+    Impact.STOPS: "stops VMs or the platform now",
+    Impact.DEGRADES: "degrades; nothing has stopped",
+    Impact.STATIC: "a fact of the machine: a ticket, and a `check` verdict before install",
+    Impact.ADVISORY: "worth knowing",
+}
+
+
+def rule_of(alert: Alert, labels: dict[str, str]) -> Rule:
+    """The one rule of the alert that fires with these labels (its severity and its own)."""
+    rules = [
+        r
+        for r in alert.rules
+        if r.severity == labels["severity"] and all(labels.get(k) == v for k, v in r.labels)
+    ]
+    if len({(r.summary, r.severity, r.labels) for r in rules}) != 1:
+        raise ValueError(f"{alert.name}: {len(rules)} rules fire with {labels}")
+    return rules[0]
+
+
+def _recording_tests() -> list[dict[str, Any]]:
+    return [
+        {
+            "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in case.series.items()],
+            "promql_expr_test": [
+                {
+                    "expr": case.expr,
+                    "eval_time": case.eval_time,
+                    "exp_samples": [
+                        {"labels": labels, "value": value} for labels, value in case.samples
+                    ],
+                }
+            ],
+        }
+        for rule in (*RECORDING_RULES, *CLUSTER_RECORDING_RULES)
+        for case in rule.cases
+        if isinstance(case, ExprCase)
+    ]
+
+
 def tests_file() -> dict[str, Any]:
     """promtool cases for the committed rule file: their series carry the default job."""
-    tests = []
+    tests = _recording_tests()
     for alert in ALERTS:
         for case in alert.cases:
             expected = []
             for fired in case.fires:
                 labels = {k: v for k, v in fired.items() if k != "description"}
-                rule = next(
-                    r
-                    for r in alert.rules
-                    if r.severity == labels["severity"]
-                    and all(labels.get(k) == v for k, v in r.labels)
-                )
+                rule = rule_of(alert, labels)
                 expected.append(
                     {
                         "exp_labels": {**labels, "alertname": alert.name},
@@ -125,6 +163,8 @@ def tests_file() -> dict[str, Any]:
             )
     for recording in (*RECORDING_RULES, *CLUSTER_RECORDING_RULES):
         for rcase in recording.cases:
+            if not isinstance(rcase, RecordingCase):
+                continue
             tests.append(
                 {
                     "interval": "1m",
@@ -144,9 +184,14 @@ def tests_file() -> dict[str, Any]:
     return {"rule_files": [RULES.name], "evaluation_interval": "1m", "tests": tests}
 
 
+def _runbook_rule(rule: Rule) -> str:
+    labels = "".join(f", {name} {value}" for name, value in rule.labels)
+    return f"- `{rule.severity}`{labels} ({WHY[rule.impact]}), after {rule.for_}: `{rule.expr}`"
+
+
 def runbook(alert: Alert, settings: RuleSettings = DEFAULTS) -> str:
     severities = sorted({r.severity for r in alert.rules})
-    rules = "\n".join(f"- `{r.severity}` after {r.for_}: `{r.expr}`" for r in alert.rules)
+    rules = "\n".join(_runbook_rule(r) for r in alert.rules)
     # the selectors the rules read: the exporter's job, kube-state-metrics', CDI's
     used = [p for p in PLACEHOLDERS if any(p in r.expr for r in alert.rules)] or [SELECTOR]
     sections = [

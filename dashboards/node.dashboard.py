@@ -29,6 +29,7 @@ from exporter.checks import ROWS
 from exporter.spec import (
     DISK_IO_LATENCY_WARNING_SECONDS,
     DNS_SLOW_SECONDS,
+    FSYNC_CRITICAL_SECONDS,
     FSYNC_MINIMUM_SECONDS,
     FSYNC_RECOMMENDED_SECONDS,
     GENEVE_OVERHEAD_BYTES,
@@ -189,8 +190,13 @@ def dashboard() -> Dashboard:
                 f"(rate(kubev_storage_fsync_latency_seconds_bucket{{{SEL}}}[$__rate_interval])))",
                 "{{path}}",
                 "s",
+                # past the recommendation, past the minimum (KubevStorageFsyncSlow warns),
+                # far beyond it (it pages)
                 steps(
-                    (GREEN, None), (YELLOW, FSYNC_RECOMMENDED_SECONDS), (RED, FSYNC_MINIMUM_SECONDS)
+                    (GREEN, None),
+                    (YELLOW, FSYNC_RECOMMENDED_SECONDS),
+                    ("orange", FSYNC_MINIMUM_SECONDS),
+                    (RED, FSYNC_CRITICAL_SECONDS),
                 ),
                 alerts=("KubevStorageFsyncSlow",),
             ),

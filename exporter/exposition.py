@@ -17,12 +17,12 @@ from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__, metrics
 from exporter.blocking import lower_priority
-from exporter.checks import CATALOG
+from exporter.checks import CATALOG, OBSERVED_BY
 from exporter.config import Config
 from exporter.encoder import assemble, sample_lines
 from exporter.model import CheckOutput, HistogramSample, Sample
 from exporter.runtime import Snapshot
-from exporter.spec import Profile, Role, requirements
+from exporter.spec import Profile, Req, Role, requirements
 
 log = logging.getLogger("exporter.exposition")
 
@@ -41,6 +41,21 @@ class Identity:
         return cls(node=config.node(), role=config.role, profile=config.profile)
 
 
+def unjudged(snapshot: Snapshot) -> list[Req]:
+    """The requirements the node's report reads ERROR for (exporter/report/model.py): the
+    item a requirement needs could not be read, or its check's run produced nothing."""
+    found: list[Req] = []
+    for name, state in snapshot.states.items():
+        if state.success or not state.has_run:
+            continue
+        observes = [req for req, check in OBSERVED_BY.items() if check.name == name]
+        if state.output is None:
+            found.extend(observes)
+        else:
+            found.extend(req for req in observes if state.output.errors_about(req))
+    return found
+
+
 def self_samples(snapshot: Snapshot, identity: Identity) -> list[Sample]:
     """The exporter's own metrics and the verdicts, derived from the snapshot."""
     s: list[Sample] = [
@@ -57,6 +72,8 @@ def self_samples(snapshot: Snapshot, identity: Identity) -> list[Sample]:
             s.append(Sample(metrics.CHECK_RUNS, (name, result), count))
     for v in snapshot.verdicts:
         s.append(Sample(metrics.REQUIREMENT_MET, (v.requirement.name.value, v.level.value), v.met))
+    for unjudged_req in unjudged(snapshot):
+        s.append(Sample(metrics.REQUIREMENT_ERROR, (unjudged_req.value,), 1))
     observed = {v.requirement.name: v for v in snapshot.verdicts}
     for req in requirements(identity.profile).values():
         for level, threshold in req.thresholds.items():

@@ -101,6 +101,12 @@ REQUIREMENT_MET = EXPORTER.gauge(
     "while the observation is unknown.",
     ("requirement", "level"),
 )
+REQUIREMENT_ERROR = EXPORTER.gauge(
+    "kubev_requirement_error",
+    "1 while the requirement cannot be judged because its check failed: the item it needs "
+    "could not be read, or the check produced nothing. Absent otherwise.",
+    ("requirement",),
+)
 REQUIREMENT_THRESHOLD = EXPORTER.gauge(
     "kubev_requirement_threshold",
     "The threshold of the requirement at this level of the active profile, in the requirement's "

@@ -12,9 +12,10 @@
     // where each alert's runbook_url points: %s is the alert's name, %% a literal %;
     // set the exporter's runbook_url_template to the same place (its report links)
     runbookURLPattern: 'https://github.com/kubev/kubev-node-exporter/blob/main/docs/runbooks/%s.md',
-    // the severity label of each kind of rule: critical where a requirement's minimum
-    // fails or the exporter is gone, warning where a recommendation fails, info for
-    // advisories (deploy/prometheus/alertmanager.yml routes on these values)
+    // the severity label of each kind of rule: critical for what stops VMs or the
+    // platform now, warning for what degrades them and for static facts of the machine
+    // (sizing), info for advisories (alerts/catalog/common.py Impact;
+    // deploy/prometheus/alertmanager.yml routes on these values)
     criticalSeverity: 'critical',
     warningSeverity: 'warning',
     infoSeverity: 'info',

@@ -42,6 +42,7 @@ from alerts.catalog.common import (
     SELECTOR,
     Alert,
     Case,
+    Impact,
     RecordingCase,
     RecordingRule,
     Rule,
@@ -423,7 +424,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=vm_storage_classes('rwx="false"'),
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="10m",
                 summary="The VMs' StorageClass offers no ReadWriteMany (no live migration)",
                 description="StorageClass {{ $labels.storageclass }} (provisioner "
@@ -435,7 +436,7 @@ ALERTS: tuple[Alert, ...] = (
             Rule(
                 expr=f"count(max by (storageclass) ({PROFILE}{{{CDI}}})) unless on() "
                 f'({PROFILE}{{{CDI},virtdefault="true"}} or {PROFILE}{{{CDI},default="true"}})',
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="10m",
                 summary="No default StorageClass for VM disks",
                 description="CDI reports {{ $value }} StorageClasses, none of them the default "
@@ -517,7 +518,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=vm_storage_classes('complete="false"'),
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="10m",
                 summary="CDI does not know the access and volume modes of the VMs' StorageClass",
                 description="StorageClass {{ $labels.storageclass }} (provisioner "
@@ -578,7 +579,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=f"({KVM_NODES}) < {MIN_KVM_NODES} and on() {MORE_THAN_ONE_NODE}",
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="5m",
                 summary=f"Fewer than {MIN_KVM_NODES} nodes offer KVM: no live migration",
                 description=f"{{{{ $value }}}} of the cluster's nodes offer {KVM_DEVICE}; live "
@@ -630,7 +631,7 @@ ALERTS: tuple[Alert, ...] = (
             Rule(
                 expr=f"max by (node, resource) (kube_node_status_allocatable{{{KSM},"
                 f'resource=~"{DEVICE_RESOURCES}"}}) == 0',
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="10m",
                 summary="A KubeVirt device is advertised but not allocatable on a node",
                 description="{{ $labels.node }}: KubeVirt's device plugin offers "
@@ -682,7 +683,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=f'max by (node) (kube_node_labels{{{KSM},{SCHEDULABLE}="false"}})',
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="10m",
                 summary="A node is not schedulable for VMs (kubevirt.io/schedulable=false)",
                 description="{{ $labels.node }}: the node label kubevirt.io/schedulable is "
@@ -737,7 +738,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=NODES_WITHOUT_EXPORTER,
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="15m",
                 summary="A node of the cluster has no kubev-node-exporter",
                 description="{{ $labels.node }} is a node of the cluster (kube-state-metrics), "
@@ -795,7 +796,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=f"absent(kube_node_info{{{KSM}}})",
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="15m",
                 summary="No kube-state-metrics series: the cluster's node requirements are not judged",
                 description=f"Prometheus has no kube_node_info series of {KSM}: KVM-capable "
@@ -804,7 +805,7 @@ ALERTS: tuple[Alert, ...] = (
             ),
             Rule(
                 expr=f"absent({PROFILE}{{{CDI}}})",
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="15m",
                 summary="No CDI StorageProfile series: shared storage is not judged",
                 description=f"Prometheus has no {PROFILE} series of {CDI}: whether VM storage "

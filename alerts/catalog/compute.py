@@ -9,6 +9,7 @@ from alerts.catalog.common import (
     SELECTOR,
     Alert,
     Case,
+    Impact,
     Rule,
     fired,
     minimum_alert,
@@ -17,7 +18,7 @@ from alerts.catalog.common import (
     thresholds_text,
 )
 from exporter.checks import ROWS
-from exporter.spec import GIB, MEMORY_AVAILABLE_MIN_RATIO, MEMORY_SLACK, Req
+from exporter.spec import GIB, MEMORY_AVAILABLE_MIN_RATIO, MEMORY_SLACK, Level, Req
 
 _CPU_BASELINE = minimum_alert(
     "KubevCPUBaselineMissing",
@@ -35,10 +36,7 @@ _CPU_BASELINE = minimum_alert(
         "On the node: `/lib64/ld-linux-x86-64.so.2 --help | grep x86-64-v2` (supported or "
         "not); `kubectl -n kubevirt logs <virt-handler pod> -c virt-launcher`.",
     ),
-    mitigation=(
-        "In a VM: give it host-passthrough or a CPU model with x86-64-v2 (not kvm64 or qemu64); "
-        "on bare metal: newer hardware.",
-    ),
+    mitigation=(),
 )
 
 ALERTS: tuple[Alert, ...] = (
@@ -49,8 +47,10 @@ ALERTS: tuple[Alert, ...] = (
         ),
         meaning="The node has fewer logical CPUs than its requirement profile asks for "
         f"({thresholds_text(Req.CPU_CORES)}).",
-        impact="VMs and platform components compete for too few cores: scheduling fails or "
-        "VMs run slowly.",
+        impact="Nothing stops by itself: fewer VMs fit, and pods whose CPU requests exceed "
+        "what is left stay Pending (`Insufficient cpu`); VMs and platform components that "
+        "share the cores slow each other down. A fact of the machine: a ticket, and a "
+        "verdict of the `check` command before install.",
         diagnosis=(
             "`kubev_cpu_logical_cores`, `kubev_cpu_physical_cores`, "
             "`kubev_cpu_headroom_cores` for the instance; `nproc` on the node.",
@@ -58,8 +58,8 @@ ALERTS: tuple[Alert, ...] = (
         ),
         mitigation=(
             ROWS[Req.CPU_CORES].hint,
-            "Move the node to hardware with more cores, bring offline CPUs online, or judge it "
-            "by the `testing` profile if it is not meant for production.",
+            "In a VM, raise its vCPU count on the hypervisor; SMT disabled in the firmware "
+            "halves the logical cores.",
         ),
         cases=(
             Case(
@@ -75,7 +75,7 @@ ALERTS: tuple[Alert, ...] = (
                     fired(
                         Req.CPU_CORES,
                         "cores",
-                        "critical",
+                        Level.MINIMUM,
                         "node-1:19100: the number of logical cores is 4; the minimum of its "
                         "profile is 16.",
                     ),
@@ -94,7 +94,7 @@ ALERTS: tuple[Alert, ...] = (
                     fired(
                         Req.CPU_CORES,
                         "cores",
-                        "warning",
+                        Level.RECOMMENDED,
                         "node-1:19100: the number of logical cores is 12; the recommendation "
                         "of its profile is 16.",
                     ),
@@ -110,6 +110,37 @@ ALERTS: tuple[Alert, ...] = (
                 ),
                 "5m",
             ),
+            Case(
+                # node-1 in two clusters: in a (testing) it has enough, in b (production) it
+                # has not. One alert, for b, with b's own threshold.
+                requirement_series(
+                    Req.CPU_CORES,
+                    "cores",
+                    32,
+                    {"minimum": 8, "recommended": 16},
+                    {"minimum": 1, "recommended": 1},
+                    cluster="a",
+                )
+                | requirement_series(
+                    Req.CPU_CORES,
+                    "cores",
+                    8,
+                    {"minimum": 16, "recommended": 16},
+                    {"minimum": 0, "recommended": 0},
+                    cluster="b",
+                ),
+                "5m",
+                (
+                    fired(
+                        Req.CPU_CORES,
+                        "cores",
+                        Level.MINIMUM,
+                        "node-1:19100: the number of logical cores is 8; the minimum of its "
+                        "profile is 16.",
+                        cluster="b",
+                    ),
+                ),
+            ),
         ),
     ),
     Alert(
@@ -120,16 +151,19 @@ ALERTS: tuple[Alert, ...] = (
         meaning="The node's MemTotal is below its profile's threshold "
         f"({thresholds_text(Req.MEMORY)}), allowing {MEMORY_SLACK:.0%} for what firmware and "
         "kernel reserve.",
-        impact="Fewer or smaller VMs fit; the platform's own components may be evicted under "
-        "memory pressure.",
+        impact="Nothing stops by itself: fewer or smaller VMs fit (pods whose memory requests "
+        "exceed what is left stay Pending: `Insufficient memory`), and under memory pressure "
+        "kubelet evicts pods, the platform's own included. A fact of the machine: a ticket, "
+        "and a verdict of the `check` command before install.",
         diagnosis=(
             "`kubev_memory_total_bytes`, `kubev_memory_headroom_bytes` for the instance; "
             "`grep MemTotal /proc/meminfo` and `dmidecode -t memory` on the node.",
-            "Is memory reserved by hugepages or crashkernel? `cat /proc/cmdline`.",
+            "Is memory held back at boot (crashkernel=, mem=)? `cat /proc/cmdline`.",
         ),
         mitigation=(
             ROWS[Req.MEMORY].hint,
-            "Add RAM, or move the node to the `testing` profile if it is a test node.",
+            "In a VM, raise its memory on the hypervisor; a large crashkernel= reservation "
+            "lowers MemTotal too.",
         ),
         cases=(
             Case(
@@ -145,8 +179,27 @@ ALERTS: tuple[Alert, ...] = (
                     fired(
                         Req.MEMORY,
                         "bytes",
-                        "critical",
+                        Level.MINIMUM,
                         "node-1:19100: MemTotal is 4Gi; the minimum of its profile is 8Gi.",
+                    ),
+                ),
+            ),
+            Case(
+                requirement_series(
+                    Req.MEMORY,
+                    "bytes",
+                    24 * GIB,
+                    {"minimum": 16 * GIB, "recommended": 32 * GIB},
+                    {"minimum": 1, "recommended": 0},
+                ),
+                "5m",
+                (
+                    fired(
+                        Req.MEMORY,
+                        "bytes",
+                        Level.RECOMMENDED,
+                        "node-1:19100: MemTotal is 24Gi; the recommendation of its profile is "
+                        "32Gi.",
                     ),
                 ),
             ),
@@ -168,7 +221,7 @@ ALERTS: tuple[Alert, ...] = (
             Rule(
                 expr=f"kubev_memory_available_bytes{{{SELECTOR}}} / "
                 f"kubev_memory_total_bytes{{{SELECTOR}}} < {MEMORY_AVAILABLE_MIN_RATIO:g}",
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="15m",
                 summary="Little memory left available on the node",
                 description="{{ $labels.instance }}: only {{ $value | humanizePercentage }} of "
@@ -177,8 +230,9 @@ ALERTS: tuple[Alert, ...] = (
         ),
         meaning="MemAvailable has stayed below "
         f"{MEMORY_AVAILABLE_MIN_RATIO:.0%} of MemTotal for 15 minutes.",
-        impact="New VMs do not fit; the kernel may start reclaiming aggressively or OOM-kill "
-        "processes, VMs included.",
+        impact="The kernel reclaims page cache hard and may OOM-kill processes, a VM's QEMU "
+        "included; kubelet evicts pods once memory.available falls below its eviction "
+        "threshold. Nothing has stopped yet.",
         diagnosis=(
             "`kubev_memory_available_bytes` over time; `free -h` and "
             "`ps -eo rss,comm --sort=-rss | head` on the node.",

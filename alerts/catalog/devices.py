@@ -17,10 +17,9 @@ _DIAGNOSIS = (
     "events of virt-launcher pods.",
 )
 _PERSIST = (
-    "Load it now and at boot: `modprobe tun` / `modprobe vhost_net`, and a line in "
-    "/etc/modules-load.d/. KubeVirt's device plugin notices the device appear (it watches "
-    "the path), no restart needed (kubevirt/kubevirt pkg/virt-handler/device-manager/"
-    "generic_device.go).",
+    "No restart is needed: KubeVirt's device plugin watches the path and reports the device "
+    "healthy once it appears (kubevirt/kubevirt pkg/virt-handler/device-manager/"
+    "generic_device.go), and Pending VMs are scheduled.",
 )
 
 ALERTS: tuple[Alert, ...] = (

@@ -10,6 +10,7 @@ from alerts.catalog.common import (
     SELECTOR,
     Alert,
     Case,
+    Impact,
     Rule,
     fired,
     requirement_rules,
@@ -21,7 +22,9 @@ from exporter.spec import (
     DISK_IO_LATENCY_WARNING_SECONDS,
     FILESYSTEM_FILL_CRITICAL,
     FILESYSTEM_FILL_WARNING,
+    FSYNC_CRITICAL_SECONDS,
     FSYNC_RECOMMENDED_SECONDS,
+    Level,
     Req,
 )
 
@@ -36,7 +39,7 @@ def _io_latency_rule(op: str) -> Rule:
         expr=f"rate(kubev_disk_{op}_time_seconds_total{{{SELECTOR}}}[5m]) / "
         f"rate(kubev_disk_{op}s_completed_total{{{SELECTOR}}}[5m]) "
         f"> {DISK_IO_LATENCY_WARNING_SECONDS:g}",
-        severity="warning",
+        impact=Impact.DEGRADES,
         for_="15m",
         summary=f"Disk {op} latency is high",
         description=f"{{{{ $labels.instance }}}}: {op}s on {{{{ $labels.device }}}} take "
@@ -46,14 +49,14 @@ def _io_latency_rule(op: str) -> Rule:
     )
 
 
-def _filling_rule(fill: tuple[int, float], severity: str, for_: str) -> Rule:
+def _filling_rule(fill: tuple[int, float], impact: Impact, for_: str) -> Rule:
     """Little space left (below the ratio) and, at the recent rate, none within the hours."""
     hours, ratio = fill
     avail = f"kubev_filesystem_avail_bytes{{{SELECTOR}}}"
     return Rule(
         expr=f"{avail} / kubev_filesystem_size_bytes{{{SELECTOR}}} < {ratio:g} "
         f"and predict_linear({avail}[{FILL_LOOKBACK_HOURS}h], {hours} * 3600) < 0",
-        severity=severity,
+        impact=impact,
         for_=for_,
         summary=f"A storage filesystem will be full within {hours} hours",
         description="{{ $labels.instance }}: the filesystem of {{ $labels.path }} has "
@@ -71,17 +74,21 @@ ALERTS: tuple[Alert, ...] = (
             "solid-state storage (1 yes, 0 no)",
         ),
         meaning="At least one disk the exporter watches reports itself as rotational (HDD). "
-        "The spec highly recommends SSD or NVMe.",
-        impact="VM disks and etcd see high latency and low IOPS.",
+        "The spec highly recommends SSD or NVMe. A virtual disk (a hypervisor's: virtio, Xen, "
+        "VMware, Hyper-V) says rotational whatever backs it, so its medium is unknown and it "
+        "does not fire this.",
+        impact="Nothing stops: VM disks and etcd on a spinning disk see high latency and few "
+        "IOPS (KubevStorageFsyncSlow measures what etcd gets). A fact of the machine: a "
+        "ticket, and a verdict of the `check` command before install.",
         diagnosis=(
             '`kubev_disk_info{type="hdd"}` and `kubev_disk_rotational` for the instance; '
             "`lsblk -d -o NAME,ROTA,MODEL` on the node.",
-            "Virtual disks often claim rotational=1: check what backs them.",
+            '`kubev_disk_info{type="virtual"}` is judged unknown, not HDD: the report names '
+            "such disks; judge them by the hypervisor's storage.",
         ),
         mitigation=(
             ROWS[Req.STORAGE_SOLID_STATE].hint,
-            "Put VM storage on SSD/NVMe; or narrow `checks.disk.devices.include` to the disks "
-            "that hold VM storage if the HDD holds something else.",
+            "Move etcd's data directory to solid-state first: it is the most latency-sensitive.",
         ),
         cases=(
             Case(
@@ -93,7 +100,7 @@ ALERTS: tuple[Alert, ...] = (
                     fired(
                         Req.STORAGE_SOLID_STATE,
                         "bool",
-                        "warning",
+                        Level.RECOMMENDED,
                         "node-1:19100: solid-state storage (1 yes, 0 no) is 0; the "
                         "recommendation of its profile is 1.",
                     ),
@@ -109,26 +116,45 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         name="KubevStorageFsyncSlow",
-        rules=requirement_rules(
-            Req.DISK_LATENCY,
-            "Storage fsync latency is high",
-            "the median fsync latency of the storage probe",
-            " | humanizeDuration",
-            for_="10m",
+        rules=(
+            *requirement_rules(
+                Req.DISK_LATENCY,
+                "Storage fsync latency is high",
+                "the fsync p99 (slowest path)",
+                " | humanizeDuration",
+                for_="10m",
+            ),
+            Rule(
+                expr=f"kubev_storage_fsync_p99_seconds{{{SELECTOR}}} >= {FSYNC_CRITICAL_SECONDS:g}",
+                impact=Impact.STOPS,
+                for_="10m",
+                summary="Storage fsync stalls for as long as etcd's election timeout",
+                description="{{ $labels.instance }}: the fsync p99 of {{ $labels.path }} is "
+                "{{ $value | humanizeDuration }} (paging from "
+                f"{FSYNC_CRITICAL_SECONDS * 1000:g}ms: an etcd leader stalled this long on its "
+                "WAL loses its followers).",
+            ),
         ),
-        meaning="Writing and fsyncing a small file in a storage path (the exporter's probe) "
-        f"takes longer than the profile allows ({thresholds_text(Req.DISK_LATENCY)}).",
-        impact=f"etcd becomes unstable above ~{FSYNC_RECOMMENDED_SECONDS * 1000:g} ms fsync "
-        "(leader elections); VM disks stall.",
+        meaning="The exporter's probe writes and fsyncs a small file in each storage path "
+        "(and etcd's data directory where the node runs etcd); the 99th percentile of its "
+        "latest latencies, on the slowest path, exceeds what the profile allows "
+        f"({thresholds_text(Req.DISK_LATENCY)}). The critical rule pages where a path's p99 "
+        f"reaches {FSYNC_CRITICAL_SECONDS * 1000:g} ms.",
+        impact="Past the profile's limits (warning): etcd commits and VM disk flushes slow "
+        f"down; etcd asks for a WAL fsync p99 under {FSYNC_RECOMMENDED_SECONDS * 1000:g} ms. "
+        f"At {FSYNC_CRITICAL_SECONDS * 1000:g} ms and more (critical): an etcd leader blocked "
+        "that long on its WAL misses its heartbeats for etcd's default election timeout, so "
+        "its followers elect another: leader changes, failed API writes (etcd logs each such "
+        'fsync as "slow fdatasync"); VMs whose disks are on the path stall on every flush.',
         diagnosis=(
-            "`histogram_quantile(0.99, rate(kubev_storage_fsync_latency_seconds_bucket[10m]))` "
-            "per path; `kubev_disk_write_latency_seconds` per device.",
+            "`kubev_storage_fsync_p99_seconds` per path (what the rules judge); "
+            "`kubev:disk_write_latency_seconds:rate5m` per device.",
             "On the node: `iostat -x 5`, `fio --name=fsync --rw=write --bs=4k --fsync=1 "
-            "--size=64m --directory=/var/lib/kubelet`.",
+            "--size=64m --directory=/var/lib/kubelet`; etcd's log: `slow fdatasync`.",
         ),
         mitigation=(
             ROWS[Req.DISK_LATENCY].hint,
-            "Move the storage path to faster media; find and stop the noisy neighbour.",
+            "Give etcd's data directory a disk of its own (etcd's hardware guidance).",
         ),
         cases=(
             Case(
@@ -139,15 +165,68 @@ ALERTS: tuple[Alert, ...] = (
                     {"minimum": 0.1, "recommended": 0.01},
                     {"minimum": 0, "recommended": 0},
                 ),
-                "15m",
+                "10m",
                 (
                     fired(
                         Req.DISK_LATENCY,
                         "seconds",
-                        "critical",
-                        "node-1:19100: the median fsync latency of the storage probe is 250ms; "
-                        "the minimum of its profile is 100ms.",
+                        Level.MINIMUM,
+                        "node-1:19100: the fsync p99 (slowest path) is 250ms; the minimum of "
+                        "its profile is at most 100ms.",
                     ),
+                ),
+            ),
+            Case(
+                requirement_series(
+                    Req.DISK_LATENCY,
+                    "seconds",
+                    0.05,
+                    {"minimum": 0.1, "recommended": 0.01},
+                    {"minimum": 1, "recommended": 0},
+                ),
+                "10m",
+                (
+                    fired(
+                        Req.DISK_LATENCY,
+                        "seconds",
+                        Level.RECOMMENDED,
+                        "node-1:19100: the fsync p99 (slowest path) is 50ms; the "
+                        "recommendation of its profile is at most 10ms.",
+                    ),
+                ),
+            ),
+            Case(
+                # far beyond the minimum: the page, beside the minimum's warning (which the
+                # example Alertmanager inhibits)
+                requirement_series(
+                    Req.DISK_LATENCY,
+                    "seconds",
+                    1.5,
+                    {"minimum": 0.1, "recommended": 0.01},
+                    {"minimum": 0, "recommended": 0},
+                )
+                | {
+                    f'kubev_storage_fsync_p99_seconds{{{NODE1},path="/var/lib/etcd"}}': "1.5x10",
+                    f'kubev_storage_fsync_p99_seconds{{{NODE1},path="/var/lib/kubelet"}}': "0.004x10",
+                },
+                "10m",
+                (
+                    fired(
+                        Req.DISK_LATENCY,
+                        "seconds",
+                        Level.MINIMUM,
+                        "node-1:19100: the fsync p99 (slowest path) is 1.5s; the minimum of "
+                        "its profile is at most 100ms.",
+                    ),
+                    {
+                        "instance": INSTANCE,
+                        "job": JOB,
+                        "path": "/var/lib/etcd",
+                        "severity": "critical",
+                        "description": "node-1:19100: the fsync p99 of /var/lib/etcd is 1.5s "
+                        "(paging from 1000ms: an etcd leader stalled this long on its WAL "
+                        "loses its followers).",
+                    },
                 ),
             ),
             Case(
@@ -157,8 +236,9 @@ ALERTS: tuple[Alert, ...] = (
                     0.002,
                     {"minimum": 0.1, "recommended": 0.01},
                     {"minimum": 1, "recommended": 1},
-                ),
-                "15m",
+                )
+                | {f'kubev_storage_fsync_p99_seconds{{{NODE1},path="/var/lib/etcd"}}': "0.002x10"},
+                "10m",
             ),
         ),
     ),
@@ -197,6 +277,24 @@ ALERTS: tuple[Alert, ...] = (
             ),
             Case(
                 {
+                    f'kubev_disk_write_time_seconds_total{{{NODE1},device="vdb"}}': "0+18x30",
+                    f'kubev_disk_writes_completed_total{{{NODE1},device="vdb"}}': "0+600x30",
+                },
+                "25m",
+                (
+                    {
+                        "instance": INSTANCE,
+                        "job": JOB,
+                        "device": "vdb",
+                        "direction": "write",
+                        "severity": "warning",
+                        "description": "node-1:19100: writes on vdb take 30ms on average (warning "
+                        "above 20ms).",
+                    },
+                ),
+            ),
+            Case(
+                {
                     f'kubev_disk_read_time_seconds_total{{{NODE1},device="sda"}}': "0+1x30",
                     f'kubev_disk_reads_completed_total{{{NODE1},device="sda"}}': "0+600x30",
                 },
@@ -207,13 +305,18 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         name="KubevFilesystemFillingUp",
         rules=(
-            _filling_rule(FILESYSTEM_FILL_WARNING, "warning", "1h"),
-            _filling_rule(FILESYSTEM_FILL_CRITICAL, "critical", "30m"),
+            _filling_rule(FILESYSTEM_FILL_WARNING, Impact.DEGRADES, "1h"),
+            # full before a ticket is read: VMs on it pause
+            _filling_rule(FILESYSTEM_FILL_CRITICAL, Impact.STOPS, "30m"),
         ),
         meaning="A storage path's filesystem (VM images, kubelet) is filling and, at the rate "
         f"of the last {FILL_LOOKBACK_HOURS} hours, will be full soon (node_exporter mixin's "
         "linear prediction).",
-        impact="VMs pause on write errors; the kubelet evicts pods under disk pressure.",
+        impact="Once full, writes there fail: VMs whose disks live on it pause at the write that "
+        "finds no space (QEMU's default werror=enospc), and where it holds kubelet's root or "
+        "images kubelet evicts pods under disk pressure before that. The critical rule pages "
+        f"while {FILESYSTEM_FILL_CRITICAL[0]} hours remain, the warning "
+        f"{FILESYSTEM_FILL_WARNING[0]} hours ahead.",
         diagnosis=(
             "`kubev_filesystem_avail_bytes` over time per path; `df -h PATH` and "
             "`du -xsh PATH/* | sort -h | tail` on the node.",
@@ -234,6 +337,33 @@ ALERTS: tuple[Alert, ...] = (
                         "severity": "warning",
                         "description": "node-1:19100: the filesystem of /var/lib/kubelet has 5.8% "
                         "left and fills up within 24 hours at the current rate.",
+                    },
+                ),
+            ),
+            Case(
+                # 10% left, losing 5% an hour: full in 2 hours. The page, and the warning
+                # beside it (which the example Alertmanager inhibits)
+                {
+                    f'kubev_filesystem_avail_bytes{{{NODE1},path="/var/lib/kubelet"}}': "3100-5x480",
+                    f'kubev_filesystem_size_bytes{{{NODE1},path="/var/lib/kubelet"}}': "10000x480",
+                },
+                "7h",
+                (
+                    {
+                        "instance": INSTANCE,
+                        "job": JOB,
+                        "path": "/var/lib/kubelet",
+                        "severity": "warning",
+                        "description": "node-1:19100: the filesystem of /var/lib/kubelet has 10% "
+                        "left and fills up within 24 hours at the current rate.",
+                    },
+                    {
+                        "instance": INSTANCE,
+                        "job": JOB,
+                        "path": "/var/lib/kubelet",
+                        "severity": "critical",
+                        "description": "node-1:19100: the filesystem of /var/lib/kubelet has 10% "
+                        "left and fills up within 4 hours at the current rate.",
                     },
                 ),
             ),

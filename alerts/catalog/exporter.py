@@ -1,10 +1,11 @@
 """The exporter's own health: a check that keeps failing, a target that cannot be scraped,
 and no target at all. Without these, every other alert of the pack could be silent for the
-wrong reason."""
+wrong reason. None of them pages: a blind exporter stops no VM (Impact.DEGRADES); what it
+would have seen pages on its own once it is back."""
 
 from __future__ import annotations
 
-from alerts.catalog.common import INSTANCE, JOB, NODE1, SELECTOR, Alert, Case, Rule
+from alerts.catalog.common import INSTANCE, JOB, NODE1, SELECTOR, Alert, Case, Impact, Rule
 from exporter.web import DEFAULT_PORT
 
 ALERTS: tuple[Alert, ...] = (
@@ -13,7 +14,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=f"kubev_check_success{{{SELECTOR}}} == 0",
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="15m",
                 summary="An exporter check keeps failing",
                 description="{{ $labels.instance }}: the {{ $labels.check }} check has failed for "
@@ -55,15 +56,17 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=f"up{{{SELECTOR}}} == 0",
-                severity="critical",
+                impact=Impact.DEGRADES,
                 for_="5m",
                 summary="The node's exporter cannot be scraped",
-                description="{{ $labels.instance }}: Prometheus cannot scrape "
-                "kubev-node-exporter; the node's requirements are not watched.",
+                description="{{ $labels.instance }}: Prometheus cannot scrape the exporter (job "
+                "{{ $labels.job }}); the node's requirements are not watched.",
             ),
         ),
         meaning="Prometheus cannot scrape an exporter (its target is down).",
-        impact="Nothing on those nodes is watched; every other alert of this pack is silent there.",
+        impact="Nothing stops by itself, but nothing on that node is watched: every other alert "
+        "of this pack is silent there until the exporter is back. A node that is down as a "
+        "whole fires this too; Kubernetes' own node alerts say so.",
         diagnosis=(
             "Prometheus's Targets page for the job; on the node: `curl -s "
             f"NODE:{DEFAULT_PORT}/-/healthy`; `kubectl -n monitoring get ds,pods -l "
@@ -81,9 +84,9 @@ ALERTS: tuple[Alert, ...] = (
                     {
                         "instance": INSTANCE,
                         "job": JOB,
-                        "severity": "critical",
-                        "description": "node-1:19100: Prometheus cannot scrape kubev-node-exporter; "
-                        "the node's requirements are not watched.",
+                        "severity": "warning",
+                        "description": "node-1:19100: Prometheus cannot scrape the exporter (job "
+                        "kubev-node-exporter); the node's requirements are not watched.",
                     },
                 ),
             ),
@@ -95,15 +98,16 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=f"absent(up{{{SELECTOR}}})",
-                severity="critical",
+                impact=Impact.DEGRADES,
                 for_="15m",
-                summary="No kubev-node-exporter target at all",
-                description=f"Prometheus has no target of job {JOB}: no node's requirements "
-                "are watched.",
+                summary="No target of the node exporter at all",
+                description=f"Prometheus has no target that matches {SELECTOR}: no node's "
+                "requirements are watched.",
             ),
         ),
         meaning=f"Prometheus has no target that matches `{SELECTOR}` at all.",
-        impact="Nothing is watched on any node; every other alert of this pack is silent.",
+        impact="Nothing stops by itself, but nothing is watched on any node: every other alert "
+        "of this pack is silent.",
         diagnosis=(
             "Prometheus's Targets and Service Discovery pages; `kubectl get "
             "servicemonitor -A | grep kubev`; the scrape config's job name.",
@@ -119,9 +123,9 @@ ALERTS: tuple[Alert, ...] = (
                 (
                     {
                         "job": JOB,
-                        "severity": "critical",
-                        "description": "Prometheus has no target of job kubev-node-exporter: no "
-                        "node's requirements are watched.",
+                        "severity": "warning",
+                        "description": f'Prometheus has no target that matches job="{JOB}": '
+                        "no node's requirements are watched.",
                     },
                 ),
             ),

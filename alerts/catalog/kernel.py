@@ -24,8 +24,8 @@ ALERTS: tuple[Alert, ...] = (
             "`ls /lib/modules/$(uname -r)/kernel/net/openvswitch`.",
         ),
         mitigation=(
-            "Install the kernel's extra modules package for the running kernel, then "
-            "`modprobe openvswitch geneve` and persist them in /etc/modules-load.d/.",
+            "ovs-ovn crash-loops until the module loads, then starts on its own; deleting the "
+            "node's ovs-ovn pod restarts it at once.",
         ),
     ),
     minimum_alert(
@@ -35,16 +35,14 @@ ALERTS: tuple[Alert, ...] = (
         description="one of the cgroup controllers cpu, cpuset, memory, devices is not available.",
         meaning="The cpu, cpuset, memory or devices cgroup controller is unavailable (cgroup "
         "v2: not in cgroup.controllers; v1: not enabled in /proc/cgroups).",
-        impact="kubeadm's preflight refuses the node (missing required cgroups), and libvirt "
-        "cannot confine VMs' CPU, memory and devices.",
+        impact="kubeadm's preflight refuses to install or join the node (SystemVerification: "
+        "missing required cgroups), and kubelet and libvirt cannot confine pods' and VMs' CPU, "
+        "memory and devices.",
         diagnosis=(
             "`kubev_cgroup_controller_available` and `kubev_cgroup_version` for the instance.",
             "On the node: `cat /sys/fs/cgroup/cgroup.controllers` (v2) or `cat /proc/cgroups` "
             "(v1); `virt-host-validate qemu` checks the same controllers.",
         ),
-        mitigation=(
-            "cgroup v2: enable the controller in the parent's cgroup.subtree_control; v1: mount "
-            "its hierarchy; or boot a kernel built with it.",
-        ),
+        mitigation=(),
     ),
 )

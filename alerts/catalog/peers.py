@@ -3,7 +3,17 @@ probed from every node, and the peer list and identities the probing rests on.""
 
 from __future__ import annotations
 
-from alerts.catalog.common import INSTANCE, JOB, NODE1, SELECTOR, Alert, Case, Rule
+from alerts.catalog.common import (
+    CLUSTER_LABEL,
+    INSTANCE,
+    JOB,
+    NODE1,
+    SELECTOR,
+    Alert,
+    Case,
+    Impact,
+    Rule,
+)
 from exporter.checks import ROWS
 from exporter.spec import Req, port_row
 
@@ -45,10 +55,11 @@ def _blocked_of(components: tuple[str, ...]) -> str:
     return f'kubev_peer_unreachable{{{SELECTOR},component=~"{"|".join(components)}"}} == 1'
 
 
-_BY = "count by (job, component, port, protocol, state)"
+#: per cluster where the series carry one (a Prometheus for several clusters)
+_BY = f"count by ({CLUSTER_LABEL}, job, component, port, protocol, state)"
 _CRITICAL = (
     f"{_BY} ({_blocked_of(ANY_NODE)}) > 0 or {_BY} (({_blocked_of(FROM_CONTROL_PLANE)}) "
-    f'* on(instance, job) group_left() kubev_node_info{{{SELECTOR},role="control-plane"}}) > 0'
+    f'* on(instance, job, {CLUSTER_LABEL}) group_left() kubev_node_info{{{SELECTOR},role="control-plane"}}) > 0'
 )
 _ANY = f"{_BY} (kubev_peer_unreachable{{{SELECTOR}}} == 1) > 0"
 _DESCRIPTION = (
@@ -82,7 +93,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=_CRITICAL,
-                severity="critical",
+                impact=Impact.STOPS,
                 for_="10m",
                 summary="A port the platform needs is blocked between nodes",
                 description=_DESCRIPTION,
@@ -91,7 +102,7 @@ ALERTS: tuple[Alert, ...] = (
                 # at 1,000 nodes a full round with failures takes about 8 minutes: 15m
                 # lets every pair be probed again before it pages a ticket
                 expr=f"({_ANY}) unless ({_CRITICAL})",
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="15m",
                 summary="A port is blocked between nodes",
                 description=_DESCRIPTION,
@@ -175,7 +186,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=f"kubev_peer_discovery_success{{{SELECTOR}}} == 0",
-                severity="warning",
+                impact=Impact.DEGRADES,
                 for_="15m",
                 summary="The exporter cannot refresh its peer list",
                 description="{{ $labels.instance }}: the peer source {{ $labels.source }} has "
@@ -217,7 +228,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=f'kubev_peer_identities{{{SELECTOR},result="failed"}} > 0',
-                severity="info",
+                impact=Impact.ADVISORY,
                 for_="30m",
                 summary="Some peers do not say who they are",
                 description="{{ $labels.instance }}: {{ $value }} peer(s) did not answer "

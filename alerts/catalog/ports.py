@@ -3,18 +3,29 @@ UDP port on its own (a bound socket, not a connect, tells whether it is up)."""
 
 from __future__ import annotations
 
-from alerts.catalog.common import INSTANCE, JOB, NODE1, SELECTOR, Alert, Case, Rule, port_of
+from alerts.catalog.common import (
+    INSTANCE,
+    JOB,
+    NODE1,
+    SELECTOR,
+    Alert,
+    Case,
+    Rule,
+    port_of,
+    requirement_impact,
+)
 from exporter.checks import ROWS
-from exporter.spec import Req
+from exporter.spec import Level, Req
 
 GENEVE_PORT = port_of("geneve")
 
 
 def _port_down(component_matcher: str) -> str:
-    """A port that is down where the node's role expects it."""
+    """A port that is down where the node's role expects it (the two series of a port
+    share every label)."""
     return (
-        f"kubev_port_up{{{SELECTOR},{component_matcher}}} == 0 and on(instance, job, component, "
-        f"port, protocol) kubev_port_expected{{{SELECTOR}}} == 1"
+        f"kubev_port_up{{{SELECTOR},{component_matcher}}} == 0 "
+        f"and kubev_port_expected{{{SELECTOR}}} == 1"
     )
 
 
@@ -24,7 +35,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=_port_down('component!="geneve"'),
-                severity="critical",
+                impact=requirement_impact(Req.PORTS, Level.MINIMUM),
                 for_="5m",
                 summary="A platform port is down",
                 description="{{ $labels.instance }}: {{ $labels.component }} does not answer on "
@@ -43,9 +54,9 @@ ALERTS: tuple[Alert, ...] = (
         ),
         mitigation=(
             ROWS[Req.PORTS].hint,
-            "Restart or fix the component; open the port in host and network "
-            "firewalls; if this node's role does not need it, set the role or "
-            "`checks.ports.expectations`.",
+            "A port the role lists that this node does not serve: `checks.ports.expectations`; "
+            "OVN's databases and Geneve follow `checks.ports.ovn_central` and "
+            "`checks.ports.tunnel` (docs/ports.md).",
         ),
         cases=(
             Case(
@@ -83,7 +94,7 @@ ALERTS: tuple[Alert, ...] = (
         rules=(
             Rule(
                 expr=_port_down('component="geneve"'),
-                severity="critical",
+                impact=requirement_impact(Req.PORTS, Level.MINIMUM),
                 for_="5m",
                 summary="No socket is bound to Geneve's UDP port",
                 description="{{ $labels.instance }}: nothing is bound to {{ $labels.port }}/udp: "

@@ -204,6 +204,7 @@ def queries(selector: str) -> dict[str, str]:
         "observed": f"kubev_requirement_observed{{{selector}}}",
         "threshold": f"kubev_requirement_threshold{{{selector}}}",
         "checks": f"kubev_check_success{{{selector}}}",
+        "errors": f"kubev_requirement_error{{{selector}}}",
         "up": f"up{{{selector}}}",
         "cluster_met": recorded.CLUSTER_MET,
         "cluster_observed": recorded.CLUSTER_OBSERVED,
@@ -293,6 +294,11 @@ class _Index:
             ): s.value
             for s in answers["threshold"]
         }
+        self.errors = {
+            (s.labels.get("instance", ""), s.labels.get("requirement", ""))
+            for s in answers["errors"]
+            if s.value == 1
+        }
         self.checks = {
             (s.labels.get("instance", ""), s.labels.get("check", "")): s.value
             for s in answers["checks"]
@@ -304,14 +310,17 @@ def _exporter_cell(index: _Index, exporter: Exporter, req: Req, template: str) -
     spec = _spec(req, exporter.profile)
     runbook = _runbook(row.alert, template)
     met = index.met.get((exporter.instance, req.value))
+    check = OBSERVED_BY[req].name
+    if (exporter.instance, req.value) in index.errors:
+        # as the node's own report: what the requirement needs could not be read
+        return Cell(Outcome.ERROR, f"the {check} check is failing", row.hint, runbook)
     if not met:
-        check = OBSERVED_BY[req].name
         success = index.checks.get((exporter.instance, check))
         if success is None:
             return Cell(None, f"the {check} check is off on this node")
-        if success == 0:
-            return Cell(Outcome.ERROR, f"the {check} check is failing", row.hint, runbook)
-        return Cell(Outcome.UNKNOWN, f"the {check} check could not observe it", row.hint, runbook)
+        failing = " is failing and" if success == 0 else ""
+        detail = f"the {check} check{failing} could not observe it"
+        return Cell(Outcome.UNKNOWN, detail, row.hint, runbook)
     for level, verdict in ((Level.MINIMUM, Outcome.FAIL), (Level.RECOMMENDED, Outcome.WARN)):
         if met.get(level.value) == 0:
             return Cell(verdict, _shortfall(index, exporter, spec, level), row.hint, runbook)

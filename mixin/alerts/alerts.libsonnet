@@ -14,10 +14,11 @@
             'for': '1m',
             labels: {
               severity: $._config.criticalSeverity,
+              level: 'minimum',
             },
             annotations: {
               summary: 'KVM is not usable on the node',
-              description: '{{ $labels.instance }}: /dev/kvm is missing or cannot create a VM (device present: {{ with printf `kubev_kvm_device_present{' + $._config.kubevSelector + ',instance=%q}` $labels.instance | query }}{{ . | first | value }}{{ end }}). KubeVirt cannot run VMs with hardware acceleration here.',
+              description: '{{ $labels.instance }}: /dev/kvm is missing or cannot create a VM (device present: {{ with printf `kubev_kvm_device_present{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ . | first | value }}{{ end }}; KVM backend: {{ with printf `kubev_kvm_backend_info{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query | sortByLabel "module" }}{{ range $i, $s := . }}{{ if $i }}, {{ end }}{{ $s.Labels.module }}{{ end }}{{ else }}none loaded{{ end }}). VMs cannot start here unless the cluster allows software emulation.',
               runbook_url: $._config.runbookURLPattern % 'KubevKVMUnusable',
             },
           },
@@ -26,24 +27,26 @@
             expr: 'kubev_requirement_met{' + $._config.kubevSelector + ',requirement="virtualization_extensions",level="minimum"} == 0',
             'for': '1m',
             labels: {
-              severity: $._config.criticalSeverity,
+              severity: $._config.warningSeverity,
+              level: 'minimum',
             },
             annotations: {
               summary: 'The CPU shows no VT-x / AMD-V flag',
-              description: '{{ $labels.instance }}: /proc/cpuinfo has no vmx or svm flag.{{ with printf `kubev_host_is_virtual_machine{' + $._config.kubevSelector + ',instance=%q}` $labels.instance | query }}{{ if eq (. | first | value) 1.0 }} The host is itself a virtual machine: enable nested virtualization on its hypervisor, or rely on a working /dev/kvm (see KubevKVMUnusable).{{ end }}{{ end }}',
+              description: '{{ $labels.instance }}: /proc/cpuinfo has no vmx or svm flag.{{ with printf `kubev_host_is_virtual_machine{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ if eq (. | first | value) 1.0 }} The host is itself a virtual machine whose hypervisor hides VT-x/AMD-V.{{ end }}{{ end }}{{ with printf `kubev_kvm_usable{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ if eq (. | first | value) 1.0 }} /dev/kvm works all the same (KVM backend: {{ with printf `kubev_kvm_backend_info{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query | sortByLabel "module" }}{{ range $i, $s := . }}{{ if $i }}, {{ end }}{{ $s.Labels.module }}{{ end }}{{ else }}none loaded{{ end }}): VMs run; the flag the spec asks for is what is missing.{{ end }}{{ end }}',
               runbook_url: $._config.runbookURLPattern % 'KubevVirtualizationExtensionsMissing',
             },
           },
           {
             alert: 'KubevVirtualizationExtensionsMissing',
-            expr: 'kubev_requirement_met{' + $._config.kubevSelector + ',requirement="virtualization_extensions",level="recommended"} == 0 unless on(instance, job) kubev_requirement_met{' + $._config.kubevSelector + ',requirement="virtualization_extensions",level="minimum"} == 0',
+            expr: 'kubev_requirement_met{' + $._config.kubevSelector + ',requirement="virtualization_extensions",level="recommended"} == 0 unless ignoring(level) kubev_requirement_met{' + $._config.kubevSelector + ',requirement="virtualization_extensions",level="minimum"} == 0',
             'for': '1m',
             labels: {
               severity: $._config.warningSeverity,
+              level: 'recommended',
             },
             annotations: {
               summary: 'The CPU shows no VT-x / AMD-V flag',
-              description: '{{ $labels.instance }}: /proc/cpuinfo has no vmx or svm flag.{{ with printf `kubev_host_is_virtual_machine{' + $._config.kubevSelector + ',instance=%q}` $labels.instance | query }}{{ if eq (. | first | value) 1.0 }} The host is itself a virtual machine: enable nested virtualization on its hypervisor, or rely on a working /dev/kvm (see KubevKVMUnusable).{{ end }}{{ end }}',
+              description: '{{ $labels.instance }}: /proc/cpuinfo has no vmx or svm flag.{{ with printf `kubev_host_is_virtual_machine{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ if eq (. | first | value) 1.0 }} The host is itself a virtual machine whose hypervisor hides VT-x/AMD-V.{{ end }}{{ end }}{{ with printf `kubev_kvm_usable{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ if eq (. | first | value) 1.0 }} /dev/kvm works all the same (KVM backend: {{ with printf `kubev_kvm_backend_info{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query | sortByLabel "module" }}{{ range $i, $s := . }}{{ if $i }}, {{ end }}{{ $s.Labels.module }}{{ end }}{{ else }}none loaded{{ end }}): VMs run; the flag the spec asks for is what is missing.{{ end }}{{ end }}',
               runbook_url: $._config.runbookURLPattern % 'KubevVirtualizationExtensionsMissing',
             },
           },
@@ -53,6 +56,7 @@
             'for': '5m',
             labels: {
               severity: $._config.criticalSeverity,
+              level: 'minimum',
             },
             annotations: {
               summary: '/dev/net/tun is missing on the node',
@@ -66,6 +70,7 @@
             'for': '5m',
             labels: {
               severity: $._config.criticalSeverity,
+              level: 'minimum',
             },
             annotations: {
               summary: '/dev/vhost-net is missing on the node',
@@ -79,6 +84,7 @@
             'for': '5m',
             labels: {
               severity: $._config.criticalSeverity,
+              level: 'minimum',
             },
             annotations: {
               summary: 'A kernel module Kube-OVN needs is missing',
@@ -92,6 +98,7 @@
             'for': '5m',
             labels: {
               severity: $._config.criticalSeverity,
+              level: 'minimum',
             },
             annotations: {
               summary: 'A cgroup controller kubelet and libvirt need is missing',
@@ -101,53 +108,57 @@
           },
           {
             alert: 'KubevCPUCoresInsufficient',
-            expr: 'kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="cpu_cores"} and on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="cpu_cores",level="minimum"} == 0)',
+            expr: 'kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="cpu_cores"} and ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="cpu_cores",level="minimum"} == 0)',
             'for': '1m',
             labels: {
-              severity: $._config.criticalSeverity,
+              severity: $._config.warningSeverity,
+              level: 'minimum',
             },
             annotations: {
-              summary: 'Too few CPU cores for the profile (below the minimum)',
-              description: '{{ $labels.instance }}: the number of logical cores is {{ $value }}; the minimum of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,requirement=%q,level=%q}` $labels.instance "cpu_cores" "minimum" | query }}{{ . | first | value }}{{ end }}.',
+              summary: 'Too few CPU cores for the profile (minimum not met)',
+              description: '{{ $labels.instance }}: the number of logical cores is {{ $value }}; the minimum of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,requirement="cpu_cores",level="minimum"}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ . | first | value }}{{ end }}.',
               runbook_url: $._config.runbookURLPattern % 'KubevCPUCoresInsufficient',
             },
           },
           {
             alert: 'KubevCPUCoresInsufficient',
-            expr: '(kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="cpu_cores"} and on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="cpu_cores",level="recommended"} == 0)) unless on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="cpu_cores",level="minimum"} == 0)',
+            expr: '(kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="cpu_cores"} and ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="cpu_cores",level="recommended"} == 0)) unless ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="cpu_cores",level="minimum"} == 0)',
             'for': '1m',
             labels: {
               severity: $._config.warningSeverity,
+              level: 'recommended',
             },
             annotations: {
-              summary: 'Too few CPU cores for the profile (below the recommendation)',
-              description: '{{ $labels.instance }}: the number of logical cores is {{ $value }}; the recommendation of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,requirement=%q,level=%q}` $labels.instance "cpu_cores" "recommended" | query }}{{ . | first | value }}{{ end }}.',
+              summary: 'Too few CPU cores for the profile (recommendation not met)',
+              description: '{{ $labels.instance }}: the number of logical cores is {{ $value }}; the recommendation of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,requirement="cpu_cores",level="recommended"}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ . | first | value }}{{ end }}.',
               runbook_url: $._config.runbookURLPattern % 'KubevCPUCoresInsufficient',
             },
           },
           {
             alert: 'KubevMemoryInsufficient',
-            expr: 'kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="memory"} and on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="memory",level="minimum"} == 0)',
+            expr: 'kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="memory"} and ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="memory",level="minimum"} == 0)',
             'for': '1m',
             labels: {
-              severity: $._config.criticalSeverity,
+              severity: $._config.warningSeverity,
+              level: 'minimum',
             },
             annotations: {
-              summary: 'Too little memory for the profile (below the minimum)',
-              description: '{{ $labels.instance }}: MemTotal is {{ $value | humanize1024 }}; the minimum of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,requirement=%q,level=%q}` $labels.instance "memory" "minimum" | query }}{{ . | first | value | humanize1024 }}{{ end }}.',
+              summary: 'Too little memory for the profile (minimum not met)',
+              description: '{{ $labels.instance }}: MemTotal is {{ $value | humanize1024 }}; the minimum of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,requirement="memory",level="minimum"}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ . | first | value | humanize1024 }}{{ end }}.',
               runbook_url: $._config.runbookURLPattern % 'KubevMemoryInsufficient',
             },
           },
           {
             alert: 'KubevMemoryInsufficient',
-            expr: '(kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="memory"} and on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="memory",level="recommended"} == 0)) unless on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="memory",level="minimum"} == 0)',
+            expr: '(kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="memory"} and ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="memory",level="recommended"} == 0)) unless ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="memory",level="minimum"} == 0)',
             'for': '1m',
             labels: {
               severity: $._config.warningSeverity,
+              level: 'recommended',
             },
             annotations: {
-              summary: 'Too little memory for the profile (below the recommendation)',
-              description: '{{ $labels.instance }}: MemTotal is {{ $value | humanize1024 }}; the recommendation of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,requirement=%q,level=%q}` $labels.instance "memory" "recommended" | query }}{{ . | first | value | humanize1024 }}{{ end }}.',
+              summary: 'Too little memory for the profile (recommendation not met)',
+              description: '{{ $labels.instance }}: MemTotal is {{ $value | humanize1024 }}; the recommendation of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,requirement="memory",level="recommended"}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ . | first | value | humanize1024 }}{{ end }}.',
               runbook_url: $._config.runbookURLPattern % 'KubevMemoryInsufficient',
             },
           },
@@ -170,6 +181,7 @@
             'for': '5m',
             labels: {
               severity: $._config.criticalSeverity,
+              level: 'minimum',
             },
             annotations: {
               summary: 'The CPU lacks the x86-64-v2 baseline',
@@ -179,40 +191,56 @@
           },
           {
             alert: 'KubevStorageNotSolidState',
-            expr: '(kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="storage_solid_state"} and on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="storage_solid_state",level="recommended"} == 0)) unless on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="storage_solid_state",level="minimum"} == 0)',
+            expr: 'kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="storage_solid_state"} and ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="storage_solid_state",level="recommended"} == 0)',
             'for': '1m',
             labels: {
               severity: $._config.warningSeverity,
+              level: 'recommended',
             },
             annotations: {
-              summary: 'VM storage is on a spinning disk (below the recommendation)',
-              description: '{{ $labels.instance }}: solid-state storage (1 yes, 0 no) is {{ $value }}; the recommendation of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,requirement=%q,level=%q}` $labels.instance "storage_solid_state" "recommended" | query }}{{ . | first | value }}{{ end }}.',
+              summary: 'VM storage is on a spinning disk (recommendation not met)',
+              description: '{{ $labels.instance }}: solid-state storage (1 yes, 0 no) is {{ $value }}; the recommendation of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,requirement="storage_solid_state",level="recommended"}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ . | first | value }}{{ end }}.',
               runbook_url: $._config.runbookURLPattern % 'KubevStorageNotSolidState',
             },
           },
           {
             alert: 'KubevStorageFsyncSlow',
-            expr: 'kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="disk_latency"} and on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="disk_latency",level="minimum"} == 0)',
+            expr: 'kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="disk_latency"} and ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="disk_latency",level="minimum"} == 0)',
             'for': '10m',
             labels: {
-              severity: $._config.criticalSeverity,
+              severity: $._config.warningSeverity,
+              level: 'minimum',
             },
             annotations: {
-              summary: 'Storage fsync latency is high (below the minimum)',
-              description: '{{ $labels.instance }}: the median fsync latency of the storage probe is {{ $value | humanizeDuration }}; the minimum of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,requirement=%q,level=%q}` $labels.instance "disk_latency" "minimum" | query }}{{ . | first | value | humanizeDuration }}{{ end }}.',
+              summary: 'Storage fsync latency is high (minimum not met)',
+              description: '{{ $labels.instance }}: the fsync p99 (slowest path) is {{ $value | humanizeDuration }}; the minimum of its profile is at most {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,requirement="disk_latency",level="minimum"}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ . | first | value | humanizeDuration }}{{ end }}.',
               runbook_url: $._config.runbookURLPattern % 'KubevStorageFsyncSlow',
             },
           },
           {
             alert: 'KubevStorageFsyncSlow',
-            expr: '(kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="disk_latency"} and on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="disk_latency",level="recommended"} == 0)) unless on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="disk_latency",level="minimum"} == 0)',
+            expr: '(kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="disk_latency"} and ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="disk_latency",level="recommended"} == 0)) unless ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="disk_latency",level="minimum"} == 0)',
             'for': '10m',
             labels: {
               severity: $._config.warningSeverity,
+              level: 'recommended',
             },
             annotations: {
-              summary: 'Storage fsync latency is high (below the recommendation)',
-              description: '{{ $labels.instance }}: the median fsync latency of the storage probe is {{ $value | humanizeDuration }}; the recommendation of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,requirement=%q,level=%q}` $labels.instance "disk_latency" "recommended" | query }}{{ . | first | value | humanizeDuration }}{{ end }}.',
+              summary: 'Storage fsync latency is high (recommendation not met)',
+              description: '{{ $labels.instance }}: the fsync p99 (slowest path) is {{ $value | humanizeDuration }}; the recommendation of its profile is at most {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,requirement="disk_latency",level="recommended"}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ . | first | value | humanizeDuration }}{{ end }}.',
+              runbook_url: $._config.runbookURLPattern % 'KubevStorageFsyncSlow',
+            },
+          },
+          {
+            alert: 'KubevStorageFsyncSlow',
+            expr: 'kubev_storage_fsync_p99_seconds{' + $._config.kubevSelector + '} >= 1',
+            'for': '10m',
+            labels: {
+              severity: $._config.criticalSeverity,
+            },
+            annotations: {
+              summary: 'Storage fsync stalls for as long as etcd\'s election timeout',
+              description: '{{ $labels.instance }}: the fsync p99 of {{ $labels.path }} is {{ $value | humanizeDuration }} (paging from 1000ms: an etcd leader stalled this long on its WAL loses its followers).',
               runbook_url: $._config.runbookURLPattern % 'KubevStorageFsyncSlow',
             },
           },
@@ -272,33 +300,35 @@
           },
           {
             alert: 'KubevNICSpeedInsufficient',
-            expr: 'kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="nic_speed"} and on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="nic_speed",level="minimum"} == 0)',
+            expr: 'kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="nic_speed"} and ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="nic_speed",level="minimum"} == 0)',
             'for': '1m',
             labels: {
-              severity: $._config.criticalSeverity,
+              severity: $._config.warningSeverity,
+              level: 'minimum',
             },
             annotations: {
-              summary: 'The node\'s link is slower than required (below the minimum)',
-              description: '{{ $labels.instance }}: the fastest link that is up is {{ $value | humanize }}; the minimum of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,requirement=%q,level=%q}` $labels.instance "nic_speed" "minimum" | query }}{{ . | first | value | humanize }}{{ end }}.',
+              summary: 'The node\'s link is slower than required (minimum not met)',
+              description: '{{ $labels.instance }}: the fastest link that is up is {{ $value | humanize }}; the minimum of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,requirement="nic_speed",level="minimum"}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ . | first | value | humanize }}{{ end }}.',
               runbook_url: $._config.runbookURLPattern % 'KubevNICSpeedInsufficient',
             },
           },
           {
             alert: 'KubevNICSpeedInsufficient',
-            expr: '(kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="nic_speed"} and on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="nic_speed",level="recommended"} == 0)) unless on(instance, job) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="nic_speed",level="minimum"} == 0)',
+            expr: '(kubev_requirement_observed{' + $._config.kubevSelector + ',requirement="nic_speed"} and ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="nic_speed",level="recommended"} == 0)) unless ignoring(level, unit) (kubev_requirement_met{' + $._config.kubevSelector + ',requirement="nic_speed",level="minimum"} == 0)',
             'for': '1m',
             labels: {
               severity: $._config.warningSeverity,
+              level: 'recommended',
             },
             annotations: {
-              summary: 'The node\'s link is slower than required (below the recommendation)',
-              description: '{{ $labels.instance }}: the fastest link that is up is {{ $value | humanize }}; the recommendation of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,requirement=%q,level=%q}` $labels.instance "nic_speed" "recommended" | query }}{{ . | first | value | humanize }}{{ end }}.',
+              summary: 'The node\'s link is slower than required (recommendation not met)',
+              description: '{{ $labels.instance }}: the fastest link that is up is {{ $value | humanize }}; the recommendation of its profile is {{ with printf `kubev_requirement_threshold{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,requirement="nic_speed",level="recommended"}` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query }}{{ . | first | value | humanize }}{{ end }}.',
               runbook_url: $._config.runbookURLPattern % 'KubevNICSpeedInsufficient',
             },
           },
           {
             alert: 'KubevNetworkLinkDown',
-            expr: 'kubev_network_up{' + $._config.kubevSelector + '} == 0 and on(instance, job, interface) max_over_time(kubev_network_up{' + $._config.kubevSelector + '}[1h]) == 1',
+            expr: 'kubev_network_up{' + $._config.kubevSelector + '} == 0 and max_over_time(kubev_network_up{' + $._config.kubevSelector + '}[1h]) == 1',
             'for': '2m',
             labels: {
               severity: $._config.warningSeverity,
@@ -324,7 +354,7 @@
           },
           {
             alert: 'KubevNetworkMTUTooSmall',
-            expr: 'kubev_network_mtu_bytes{' + $._config.kubevSelector + '} < 1500 and on(instance, job, interface) kubev_network_up{' + $._config.kubevSelector + '} == 1',
+            expr: 'kubev_network_mtu_bytes{' + $._config.kubevSelector + '} < 1500 and kubev_network_up{' + $._config.kubevSelector + '} == 1',
             'for': '5m',
             labels: {
               severity: $._config.warningSeverity,
@@ -337,7 +367,7 @@
           },
           {
             alert: 'KubevPortDown',
-            expr: 'kubev_port_up{' + $._config.kubevSelector + ',component!="geneve"} == 0 and on(instance, job, component, port, protocol) kubev_port_expected{' + $._config.kubevSelector + '} == 1',
+            expr: 'kubev_port_up{' + $._config.kubevSelector + ',component!="geneve"} == 0 and kubev_port_expected{' + $._config.kubevSelector + '} == 1',
             'for': '5m',
             labels: {
               severity: $._config.criticalSeverity,
@@ -350,7 +380,7 @@
           },
           {
             alert: 'KubevGeneveNotBound',
-            expr: 'kubev_port_up{' + $._config.kubevSelector + ',component="geneve"} == 0 and on(instance, job, component, port, protocol) kubev_port_expected{' + $._config.kubevSelector + '} == 1',
+            expr: 'kubev_port_up{' + $._config.kubevSelector + ',component="geneve"} == 0 and kubev_port_expected{' + $._config.kubevSelector + '} == 1',
             'for': '5m',
             labels: {
               severity: $._config.criticalSeverity,
@@ -363,15 +393,67 @@
           },
           {
             alert: 'KubevOVNEndpointDown',
-            expr: 'kubev_ovn_endpoint_up{' + $._config.kubevSelector + '} == 0 and on(instance, job, component, port) (kubev_ovn_endpoint_expected{' + $._config.kubevSelector + '} == 1 or kubev_ovn_endpoint_http_status{' + $._config.kubevSelector + '} > 0)',
+            expr: 'kubev_ovn_endpoint_state{' + $._config.kubevSelector + ',state="dead",component="kube-ovn-cni"} == 1',
             'for': '5m',
             labels: {
               severity: $._config.criticalSeverity,
             },
             annotations: {
-              summary: 'A Kube-OVN metrics endpoint does not serve metrics',
-              description: '{{ $labels.instance }}: {{ $labels.component }} on port {{ $labels.port }} does not serve parseable metrics (HTTP status {{ with printf `kubev_ovn_endpoint_http_status{' + $._config.kubevSelector + ',instance=%q,port=%q}` $labels.instance $labels.port | query }}{{ . | first | value }}{{ end }}).',
+              summary: 'A Kube-OVN endpoint is dead',
+              description: '{{ $labels.instance }}: {{ $labels.component }} on port {{ $labels.port }} does not answer its health path (/livez) ({{ with printf `kubev_ovn_endpoint_http_status{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,component=%q,port=%q}` (index $labels "instance") (index $labels "job") (index $labels "cluster") (index $labels "component") (index $labels "port") | query }}{{ $status := . | first | value }}{{ if eq $status 0.0 }}no HTTP answer{{ else }}HTTP {{ $status }}{{ if eq $status 503.0 }}: its CNI socket probe failed{{ end }}{{ end }}{{ end }}).',
               runbook_url: $._config.runbookURLPattern % 'KubevOVNEndpointDown',
+            },
+          },
+          {
+            alert: 'KubevOVNEndpointDown',
+            expr: 'kubev_ovn_endpoint_state{' + $._config.kubevSelector + ',state="dead",component!="kube-ovn-cni"} == 1',
+            'for': '5m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'A Kube-OVN endpoint is dead',
+              description: '{{ $labels.instance }}: {{ $labels.component }} on port {{ $labels.port }} does not answer its health path (/livez) ({{ with printf `kubev_ovn_endpoint_http_status{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q,component=%q,port=%q}` (index $labels "instance") (index $labels "job") (index $labels "cluster") (index $labels "component") (index $labels "port") | query }}{{ $status := . | first | value }}{{ if eq $status 0.0 }}no HTTP answer{{ else }}HTTP {{ $status }}{{ end }}{{ end }}).',
+              runbook_url: $._config.runbookURLPattern % 'KubevOVNEndpointDown',
+            },
+          },
+          {
+            alert: 'KubevOVNMetricsUnreadable',
+            expr: 'kubev_ovn_endpoint_state{' + $._config.kubevSelector + ',state=~"unauthorized|metrics_failing"} == 1',
+            'for': '30m',
+            labels: {
+              severity: $._config.infoSeverity,
+            },
+            annotations: {
+              summary: 'A Kube-OVN endpoint is alive but its metrics cannot be read',
+              description: '{{ $labels.instance }}: {{ $labels.component }} on port {{ $labels.port }} is alive, but its /metrics {{ if eq $labels.state "unauthorized" }}refuses the exporter (401/403){{ else }}does not serve Prometheus text{{ end }}.',
+              runbook_url: $._config.runbookURLPattern % 'KubevOVNMetricsUnreadable',
+            },
+          },
+          {
+            alert: 'KubevLocalPortRangeOverlapsNodePort',
+            expr: 'kubev_ovn_local_port_range_overlaps_nodeport{' + $._config.kubevSelector + '} == 1',
+            'for': '15m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'The node\'s local port range overlaps the NodePort range',
+              description: '{{ $labels.instance }}: net.ipv4.ip_local_port_range overlaps the NodePort range 30000-32767: outgoing connections can draw a NodePort as their source port.',
+              runbook_url: $._config.runbookURLPattern % 'KubevLocalPortRangeOverlapsNodePort',
+            },
+          },
+          {
+            alert: 'KubevUDPChecksumErrors',
+            expr: 'delta(kubev_ovn_checksum_errors{' + $._config.kubevSelector + '}[1h]) > 0',
+            'for': '15m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'UDP packets arrive with bad checksums',
+              description: '{{ $labels.instance }}: {{ $value | humanize }} UDP packets with a bad checksum in the last hour (InCsumErrors, as kube-ovn-cni reports it).',
+              runbook_url: $._config.runbookURLPattern % 'KubevUDPChecksumErrors',
             },
           },
           {
@@ -383,20 +465,20 @@
             },
             annotations: {
               summary: 'DNS resolution fails on the node',
-              description: '{{ $labels.instance }}: {{ $labels.name }} does not resolve through the node\'s resolver.',
+              description: '{{ $labels.instance }}: {{ $labels.name }} does not resolve via {{ $labels.resolver }}.',
               runbook_url: $._config.runbookURLPattern % 'KubevDNSResolutionFailing',
             },
           },
           {
             alert: 'KubevDNSResolutionSlow',
-            expr: 'kubev_dns_resolution_duration_seconds{' + $._config.kubevSelector + '} > 0.5 and on(instance, job, name) kubev_dns_resolution_success{' + $._config.kubevSelector + '} == 1',
+            expr: 'kubev_dns_resolution_duration_seconds{' + $._config.kubevSelector + '} > 0.5 and kubev_dns_resolution_success{' + $._config.kubevSelector + '} == 1',
             'for': '15m',
             labels: {
               severity: $._config.warningSeverity,
             },
             annotations: {
               summary: 'DNS resolution is slow on the node',
-              description: '{{ $labels.instance }}: {{ $labels.name }} takes {{ $value | humanizeDuration }} to resolve (warning above 500ms).',
+              description: '{{ $labels.instance }}: {{ $labels.name }} takes {{ $value | humanizeDuration }} to resolve via {{ $labels.resolver }} (warning above 500ms).',
               runbook_url: $._config.runbookURLPattern % 'KubevDNSResolutionSlow',
             },
           },
@@ -409,13 +491,13 @@
             },
             annotations: {
               summary: 'NodeLocal DNSCache runs on a node that hosts VMs',
-              description: '{{ $labels.instance }}: NodeLocal DNSCache (169.254.20.10) is in use. Guest clusters in VMs that run it too need their dnsConfig/dnsPolicy adjusted.',
+              description: '{{ $labels.instance }}: NodeLocal DNSCache (169.254.20.10) is in use (seen by: {{ range $i, $s := printf `kubev_dns_nodelocal_cache_evidence{' + $._config.kubevSelector + ',instance=%q,job=%q,cluster=%q} == 1` (index $labels "instance") (index $labels "job") (index $labels "cluster") | query | sortByLabel "source" }}{{ if $i }} {{ end }}{{ $s.Labels.source }}{{ end }}). Guest clusters in VMs that run it too need their dnsConfig/dnsPolicy adjusted.',
               runbook_url: $._config.runbookURLPattern % 'KubevNodeLocalDNSCacheDetected',
             },
           },
           {
             alert: 'KubevPeerPortBlocked',
-            expr: 'count by (job, component, port, protocol, state) (kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"kube-apiserver|ovn-sb|geneve"} == 1) > 0 or count by (job, component, port, protocol, state) ((kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"etcd|ovn-nb|ovn-nb-raft|ovn-sb-raft|kubelet"} == 1) * on(instance, job) group_left() kubev_node_info{' + $._config.kubevSelector + ',role="control-plane"}) > 0',
+            expr: 'count by (cluster, job, component, port, protocol, state) (kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"kube-apiserver|ovn-sb|geneve"} == 1) > 0 or count by (cluster, job, component, port, protocol, state) ((kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"etcd|ovn-nb|ovn-nb-raft|ovn-sb-raft|kubelet"} == 1) * on(instance, job, cluster) group_left() kubev_node_info{' + $._config.kubevSelector + ',role="control-plane"}) > 0',
             'for': '10m',
             labels: {
               severity: $._config.criticalSeverity,
@@ -428,7 +510,7 @@
           },
           {
             alert: 'KubevPeerPortBlocked',
-            expr: '(count by (job, component, port, protocol, state) (kubev_peer_unreachable{' + $._config.kubevSelector + '} == 1) > 0) unless (count by (job, component, port, protocol, state) (kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"kube-apiserver|ovn-sb|geneve"} == 1) > 0 or count by (job, component, port, protocol, state) ((kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"etcd|ovn-nb|ovn-nb-raft|ovn-sb-raft|kubelet"} == 1) * on(instance, job) group_left() kubev_node_info{' + $._config.kubevSelector + ',role="control-plane"}) > 0)',
+            expr: '(count by (cluster, job, component, port, protocol, state) (kubev_peer_unreachable{' + $._config.kubevSelector + '} == 1) > 0) unless (count by (cluster, job, component, port, protocol, state) (kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"kube-apiserver|ovn-sb|geneve"} == 1) > 0 or count by (cluster, job, component, port, protocol, state) ((kubev_peer_unreachable{' + $._config.kubevSelector + ',component=~"etcd|ovn-nb|ovn-nb-raft|ovn-sb-raft|kubelet"} == 1) * on(instance, job, cluster) group_left() kubev_node_info{' + $._config.kubevSelector + ',role="control-plane"}) > 0)',
             'for': '15m',
             labels: {
               severity: $._config.warningSeverity,
@@ -483,11 +565,11 @@
             expr: 'up{' + $._config.kubevSelector + '} == 0',
             'for': '5m',
             labels: {
-              severity: $._config.criticalSeverity,
+              severity: $._config.warningSeverity,
             },
             annotations: {
               summary: 'The node\'s exporter cannot be scraped',
-              description: '{{ $labels.instance }}: Prometheus cannot scrape kubev-node-exporter; the node\'s requirements are not watched.',
+              description: '{{ $labels.instance }}: Prometheus cannot scrape the exporter (job {{ $labels.job }}); the node\'s requirements are not watched.',
               runbook_url: $._config.runbookURLPattern % 'KubevExporterDown',
             },
           },
@@ -496,11 +578,11 @@
             expr: 'absent(up{' + $._config.kubevSelector + '})',
             'for': '15m',
             labels: {
-              severity: $._config.criticalSeverity,
+              severity: $._config.warningSeverity,
             },
             annotations: {
-              summary: 'No kubev-node-exporter target at all',
-              description: 'Prometheus has no target of job kubev-node-exporter: no node\'s requirements are watched.',
+              summary: 'No target of the node exporter at all',
+              description: 'Prometheus has no target that matches ' + $._config.kubevSelector + ': no node\'s requirements are watched.',
               runbook_url: $._config.runbookURLPattern % 'KubevExporterAbsent',
             },
           },

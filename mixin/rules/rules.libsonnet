@@ -10,11 +10,11 @@
         rules: [
           {
             record: 'kubev:requirement_unmet:sum',
-            expr: 'sum by (instance, job, level) (1 - kubev_requirement_met{' + $._config.kubevSelector + '})',
+            expr: 'sum without (requirement) (1 - kubev_requirement_met{' + $._config.kubevSelector + '})',
           },
           {
             record: 'kubev:nodes_failing:sum',
-            expr: 'sum by (level) (clamp_max(kubev:requirement_unmet:sum{' + $._config.kubevSelector + '}, 1))',
+            expr: 'sum by (cluster, level) (clamp_max(kubev:requirement_unmet:sum{' + $._config.kubevSelector + '}, 1))',
           },
           {
             record: 'kubev:disk_read_latency_seconds:rate5m',

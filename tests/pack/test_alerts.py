@@ -23,9 +23,19 @@ from alerts.catalog import (
     RuleSettings,
     disk,
 )
-from alerts.generate import RULES, RUNBOOKS, TESTS, outputs, rules_file, runbook_url
+from alerts.catalog.common import (
+    CLUSTER_LABEL,
+    REQUIREMENT_IMPACT,
+    SEVERITY,
+    ExprCase,
+    Impact,
+    levels_of,
+    requirement_impact,
+)
+from alerts.generate import RULES, RUNBOOKS, TESTS, outputs, rule_of, rules_file, runbook_url
 from exporter import spec
-from exporter.checks import CHECKS
+from exporter.checks import CHECKS, ROWS
+from exporter.spec import Level, Req
 from tests.helpers import ROOT
 
 
@@ -91,6 +101,146 @@ def test_each_check_keeps_its_alerts_and_its_report_rows_point_at_them() -> None
         for row in check.rows:
             assert row.alert in alerts, (name, row.requirement, row.alert)
             assert alerts[row.alert].mitigation[0] == row.hint, row.alert
+
+
+# --- severity by urgency: page only for what stops VMs or the platform now -----------------
+
+#: the alerts that page (issue 12): KVM unusable, a VM device missing, the CPU baseline,
+#: the kernel modules and cgroup controllers, a required port dead, kube-ovn-cni dead, DNS
+#: failing, an fsync far beyond the minimum, a filesystem full within hours
+PAGING = {
+    "KubevKVMUnusable",
+    "KubevTunDeviceMissing",
+    "KubevVhostNetDeviceMissing",
+    "KubevCPUBaselineMissing",
+    "KubevKernelModuleMissing",
+    "KubevCgroupControllerMissing",
+    "KubevPortDown",
+    "KubevGeneveNotBound",
+    "KubevOVNEndpointDown",
+    "KubevDNSResolutionFailing",
+    "KubevStorageFsyncSlow",
+    "KubevFilesystemFillingUp",
+    # the API server, the SB database or Geneve blocked between nodes
+    "KubevPeerPortBlocked",
+}
+#: static facts of the machine: a ticket at every level, never a page
+STATIC = {
+    Req.CPU_CORES,
+    Req.MEMORY,
+    Req.STORAGE_SOLID_STATE,
+    Req.NIC_SPEED,
+    Req.VIRTUALIZATION_EXTENSIONS,
+}
+#: a requirement verdict a rule reads
+VERDICT = re.compile(r'kubev_requirement_met\{[^}]*requirement="(\w+)"')
+
+
+def rendered_rules() -> list[dict[str, Any]]:
+    return alerting_rules(yaml.safe_load(RULES.read_text()))
+
+
+def test_only_what_stops_vms_or_the_platform_pages() -> None:
+    rules = rendered_rules()
+    assert {r["alert"] for r in rules if r["labels"]["severity"] == "critical"} == PAGING
+    # and the policy table agrees: every requirement that pages is one of those alerts'
+    paging_requirements = {r for r, impact in REQUIREMENT_IMPACT.items() if impact is Impact.STOPS}
+    assert {ROWS[req].alert for req in paging_requirements} <= PAGING
+    assert not paging_requirements & STATIC
+
+
+def test_sizing_shortfalls_warn_at_every_level_with_a_level_label() -> None:
+    """Even where the minimum fails: a ticket and a `check` verdict, not a page. Each level
+    keeps its own rule and `level` label, so routing can tell them apart."""
+    rules = rendered_rules()
+    for requirement in STATIC:
+        assert REQUIREMENT_IMPACT[requirement] is Impact.STATIC
+        mine = [r for r in rules if r["alert"] == ROWS[requirement].alert]
+        assert {r["labels"]["severity"] for r in mine} == {"warning"}, requirement
+        assert sorted(r["labels"]["level"] for r in mine) == sorted(levels_of(requirement))
+
+
+def test_every_rule_has_the_severity_of_its_impact() -> None:
+    """Every alerting rule, as rendered: critical only for what stops VMs or the platform,
+    info only for advisories; a rule on a requirement's verdict has the impact the policy
+    gives a miss at its level."""
+    rendered = iter(rendered_rules())
+    for alert in ALERTS:
+        for rule in alert.rules:
+            out = next(rendered)
+            assert out["alert"] == alert.name
+            assert out["labels"]["severity"] == SEVERITY[rule.impact] == rule.severity
+            assert (rule.severity == "critical") == (rule.impact is Impact.STOPS), alert.name
+            assert (rule.severity == "info") == (rule.impact is Impact.ADVISORY), alert.name
+            requirements = set(VERDICT.findall(rule.expr))
+            if requirements:
+                (requirement,) = requirements
+                level = Level(out["labels"]["level"])
+                assert rule.impact is requirement_impact(Req(requirement), level), alert.name
+    assert next(rendered, None) is None
+
+
+def test_fsync_warns_past_the_minimum_and_pages_far_beyond_it() -> None:
+    alert = next(a for a in ALERTS if a.name == "KubevStorageFsyncSlow")
+    by_severity = {
+        r.severity: r for r in alert.rules if dict(r.labels).get("level") != "recommended"
+    }
+    assert dict(by_severity["warning"].labels) == {"level": "minimum"}
+    assert by_severity["critical"].expr.endswith(f" >= {spec.FSYNC_CRITICAL_SECONDS:g}")
+    assert "kubev_storage_fsync_p99_seconds{" in by_severity["critical"].expr
+
+
+def test_promtool_cases_fire_every_rule_with_its_severity() -> None:
+    """Each rule of each alert fires in a promtool case, with the severity label the policy
+    gives it (test_promtool_test_rules runs them against the rendered rules)."""
+    for alert in ALERTS:
+        fired = [f for case in alert.cases for f in case.fires]
+        for rule in alert.rules:
+            mine = [
+                f
+                for f in fired
+                if rule_of(alert, {k: v for k, v in f.items() if k != "description"}) is rule
+            ]
+            assert mine, (alert.name, rule.severity, rule.labels)
+        for f in fired:
+            if "requirement" in f and "level" in f:
+                impact = requirement_impact(Req(f["requirement"]), Level(f["level"]))
+                assert f["severity"] == SEVERITY[impact], (alert.name, f)
+
+
+# --- several clusters in one Prometheus -----------------------------------------------------
+
+
+def test_a_case_has_one_node_in_two_clusters_and_fires_for_one() -> None:
+    """The joins keep the cluster apart, and the description reads the failing cluster's
+    own threshold (the other cluster's differs)."""
+    label = re.compile(rf'{CLUSTER_LABEL}="(\w+)"')
+    found = [
+        (alert, case)
+        for alert in ALERTS
+        for case in alert.cases
+        if len({m for s in case.series for m in label.findall(s)}) == 2 and len(case.fires) == 1
+    ]
+    assert found
+    for alert, case in found:
+        assert {s.split("instance=")[1].split(",")[0] for s in case.series} == {'"node-1:19100"'}, (
+            alert.name
+        )
+        assert CLUSTER_LABEL in case.fires[0]
+
+
+def test_recording_rules_keep_the_cluster() -> None:
+    for rule in RECORDING_RULES:
+        if rule.record.startswith("kubev:requirement") or rule.record.startswith("kubev:nodes"):
+            assert "by (instance" not in rule.expr, rule.record
+            samples = [
+                labels
+                for case in rule.cases
+                if isinstance(case, ExprCase)
+                for labels, _ in case.samples
+            ]
+            assert any(f'{CLUSTER_LABEL}="a"' in s for s in samples), rule.record
+            assert any(CLUSTER_LABEL not in s for s in samples), rule.record
 
 
 def test_thresholds_come_from_the_spec() -> None:

@@ -203,8 +203,11 @@ def test_dashboards_are_current_grafana() -> None:
 @pytest.mark.root
 @pytest.mark.slow
 def test_alert_fires_routes_with_runbook_and_resolves(stack: Stack, tmp_path: Path) -> None:
-    fired = stack.hook.wait_for("/pager", "KubevCPUCoresInsufficient", "firing")
-    assert fired["labels"]["severity"] == "critical"
+    """Too few cores at the minimum level: a static fact of the machine, so a ticket (the
+    chat receiver, severity warning, level minimum), never a page."""
+    fired = stack.hook.wait_for("/chat", "KubevCPUCoresInsufficient", "firing")
+    assert fired["labels"]["severity"] == "warning"
+    assert fired["labels"]["level"] == "minimum"
     assert fired["labels"]["instance"] == f"127.0.0.1:{stack.exporter.port}"
     assert fired["annotations"]["runbook_url"].endswith("/KubevCPUCoresInsufficient.md")
     assert fired["annotations"]["description"] == (
@@ -215,8 +218,16 @@ def test_alert_fires_routes_with_runbook_and_resolves(stack: Stack, tmp_path: Pa
 
     # fix the node: all 32 threads back
     shutil.copy(stack.tree.parent / "cpuinfo.good", stack.tree / "proc" / "cpuinfo")
-    resolved = stack.hook.wait_for("/pager", "KubevCPUCoresInsufficient", "resolved")
-    assert resolved["labels"]["severity"] == "critical"
+    resolved = stack.hook.wait_for("/chat", "KubevCPUCoresInsufficient", "resolved")
+    assert resolved["labels"]["severity"] == "warning"
+    # one route per alert: what went to chat never reached the pager
+    paged = [
+        alert["labels"]["alertname"]
+        for path, payload in stack.hook.received
+        if path == "/pager"
+        for alert in payload["alerts"]
+    ]
+    assert "KubevCPUCoresInsufficient" not in paged
 
 
 def screenshot_alerts_page(prometheus_url: str, tmp_path: Path) -> None:

@@ -171,8 +171,9 @@ def test_overridden_rules_fire_for_the_selected_cluster_only(tmp_path: Path) -> 
                                 "exp_annotations": {
                                     "summary": alert.rules[0].summary,
                                     "description": "n1:9100: /dev/kvm is missing or cannot "
-                                    "create a VM (device present: 0). KubeVirt cannot run VMs "
-                                    "with hardware acceleration here.",
+                                    "create a VM (device present: 0; KVM backend: none loaded). "
+                                    "VMs cannot start here unless the cluster allows software "
+                                    "emulation.",
                                     "runbook_url": "https://runbooks.example.com/kubev/"
                                     "KubevKVMUnusable?from=mixin&pct=100%",
                                 },

@@ -145,10 +145,19 @@ def test_a_minimum_failed_a_recommendation_missed_and_a_failing_check() -> None:
     ]
     data["checks"] += [check("10.0.0.1:19100", "network", 1), check("10.0.0.2:19100", "network", 1)]
     data["checks"] += [check("10.0.0.2:19100", "disk", 0)]
+    # the disk check failed on n2: the fsync latency could not be read, the disk type could
+    # (unobserved all the same: a virtual disk), as the node's own report tells them apart
+    data["errors"] = [
+        Sample({**JOB, "instance": "10.0.0.2:19100", "requirement": "disk_latency"}, 1)
+    ]
     report = assemble(answers(data))
     assert cell(report, "n1", "nic_speed") == (Outcome.FAIL, "0.1 Gb/s; minimum >= 1 Gb/s")
     assert cell(report, "n2", "nic_speed") == (Outcome.WARN, "1 Gb/s; recommended >= 10 Gb/s")
     assert cell(report, "n2", "disk_latency") == (Outcome.ERROR, "the disk check is failing")
+    assert cell(report, "n2", "storage_solid_state") == (
+        Outcome.UNKNOWN,
+        "the disk check is failing and could not observe it",
+    )
     assert report.exit_code == 1
     row = next(n for n in report.nodes if n.node == "n1")
     assert row.cells["nic_speed"].runbook_url.endswith("/KubevNICSpeedInsufficient.md")

@@ -46,3 +46,6 @@ async def test_partial_output_is_served_and_fails_the_run(
     assert rows["memory"].verdict is Outcome.ERROR
     assert rows["memory"].detail == f"{tree}/proc/meminfo: no MemTotal line"
     assert rows["cpu_cores"].verdict is Outcome.FAIL  # 4 cores, judged despite meminfo
+    # what the fleet report reads through Prometheus: the ERROR row, and only that one
+    errors = {labels: v for (name, labels), v in got.items() if name == "kubev_requirement_error"}
+    assert errors == {(("requirement", "memory"),): 1}
