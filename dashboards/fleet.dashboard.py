@@ -241,6 +241,52 @@ def cluster_row(layout: Layout) -> None:
     )
 
 
+def peers_row(layout: Layout) -> None:
+    """Node to node: the ports each node must reach on its peers (exporter/checks/peers.py)."""
+    blocked = f"kubev_peer_unreachable{{{SEL}}} == 1"
+    layout.add(
+        count_stat(
+            "Blocked node pairs",
+            f"count({blocked}) or vector(0)",
+            1,
+            "(node, peer port) pairs a node cannot reach: filtered (a firewall) or "
+            "unreachable (no route). Which ones: the table beside it, or a node's dashboard.",
+            ("KubevPeerPortBlocked",),
+        ),
+        6,
+        7,
+    )
+    layout.add(
+        Table(
+            title="Peer ports by state, across the fleet",
+            description="kubev_peer_ports summed over the nodes: how many (node, peer) pairs "
+            "found each port open, reset (reachable, nothing listens), filtered, unreachable, "
+            "unknown or not yet probed. Filtered and unreachable are a firewall's or the "
+            "network's doing; a node's dashboard names the pairs.",
+            links=runbook_links("KubevPeerPortBlocked"),
+            dataSource=DATASOURCE,
+            targets=[
+                target(
+                    f"sum by (component, port, protocol, state) (kubev_peer_ports{{{SEL}}})",
+                    instant=True,
+                    fmt="table",
+                )
+            ],
+            transformations=[
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True},
+                        "renameByName": {"Value": "pairs"},
+                    },
+                }
+            ],
+        ),
+        18,
+        7,
+    )
+
+
 def dashboard() -> Dashboard:
     layout = Layout()
     cluster_row(layout)
@@ -307,6 +353,7 @@ def dashboard() -> Dashboard:
         24,
         8,
     )
+    peers_row(layout)
     layout.add(
         Table(
             title="Exporter health",
