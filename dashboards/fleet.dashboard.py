@@ -1,5 +1,10 @@
 """Fleet readiness: every node against every requirement, at a glance.
 
+The cluster's own requirements come first (shared storage, nodes offering KVM, nodes
+without an exporter, each node as the cluster sees it): the rules record them from
+kube-state-metrics' and CDI's series (alerts/catalog/cluster.py); where those are not
+scraped the panels say so. Then each node as its own exporter judges it.
+
 A node's name links to the node dashboard; a requirement's column, and the panels that
 count failures, link to the runbook of the alert behind them.
 """
@@ -24,7 +29,15 @@ from dashboards.common import (
 from dashboards.common import (
     dashboard as common_dashboard,
 )
+from exporter import recorded
 from exporter.checks import ROWS
+from exporter.spec import CLUSTER_REQUIREMENTS, MIN_KVM_NODES, ClusterReq
+
+#: the cluster rules' series: one cluster per rule evaluation (alerts/catalog/cluster.py);
+#: in a Prometheus for several clusters they carry the cluster label its sources add
+CSEL = 'cluster=~"$cluster"'
+#: what an empty cluster panel means
+NOT_SCRAPED = "no data: kube-state-metrics or CDI is not scraped (or the rules not loaded)"
 
 
 def matrix_row_field(column_field: str) -> str:
@@ -114,8 +127,169 @@ def matrix(level: str) -> Table:
     )
 
 
+def cluster_verdict(requirement: ClusterReq) -> Stat:
+    spec = CLUSTER_REQUIREMENTS[requirement]
+    return Stat(
+        title=spec.title,
+        description=f"{recorded.CLUSTER_MET}: the cluster-level verdict the rules record. "
+        f"{NOT_SCRAPED}.",
+        links=runbook_links(spec.alert),
+        dataSource=DATASOURCE,
+        targets=[
+            target(f'{recorded.CLUSTER_MET}{{{CSEL}, requirement="{requirement}"}}', instant=True)
+        ],
+        mappings=MET_MAPPING,
+        colorMode="background",
+        graphMode="none",
+        reduceCalc="lastNotNull",
+        extraJson={"fieldConfig": {"defaults": {"noValue": "unknown"}}},
+    )
+
+
+def cluster_row(layout: Layout) -> None:
+    """The cluster's own requirements, above the nodes'."""
+    kvm = CLUSTER_REQUIREMENTS[ClusterReq.KVM_NODES]
+    reporting = f"{recorded.EXPORTER_REPORTING}{{{CSEL}}}"
+    layout.row(
+        [
+            cluster_verdict(ClusterReq.SHARED_STORAGE),
+            Stat(
+                title=kvm.title,
+                description="Nodes whose kubelet offers devices.kubevirt.io/kvm "
+                f"(kube-state-metrics); live migration needs {MIN_KVM_NODES}. {NOT_SCRAPED}.",
+                links=runbook_links(kvm.alert),
+                dataSource=DATASOURCE,
+                targets=[
+                    target(
+                        f'{recorded.CLUSTER_OBSERVED}{{{CSEL}, requirement="{kvm.name}"}}',
+                        instant=True,
+                    )
+                ],
+                colorMode="background",
+                graphMode="none",
+                reduceCalc="lastNotNull",
+                thresholds=steps((RED, None), (GREEN, MIN_KVM_NODES)),
+            ),
+            count_stat(
+                "Nodes without an exporter",
+                f"count({reporting} == 0) or on() (0 * count({reporting}))",
+                1,
+                "Nodes kube-state-metrics lists that no kubev-node-exporter reports: nothing "
+                f"watches their requirements. {NOT_SCRAPED}.",
+                ("KubevNodeExporterMissing",),
+            ),
+        ],
+        h=4,
+    )
+    layout.add(
+        Table(
+            title="The StorageClass VM disks get",
+            description=f"{recorded.VM_STORAGE_CLASS}: CDI's StorageProfile of the class a VM "
+            "disk gets when it names none (the virt-default class, else the default). "
+            f"{NOT_SCRAPED}.",
+            links=runbook_links(CLUSTER_REQUIREMENTS[ClusterReq.SHARED_STORAGE].alert),
+            dataSource=DATASOURCE,
+            targets=[target(f"{recorded.VM_STORAGE_CLASS}{{{CSEL}}}", instant=True, fmt="table")],
+            transformations=[
+                {
+                    "id": "organize",
+                    "options": {"excludeByName": {"Time": True, "Value": True, "__name__": True}},
+                }
+            ],
+        ),
+        12,
+        5,
+    )
+    layout.add(
+        Table(
+            title="Each node as the cluster sees it",
+            description=f"{recorded.NODE_MET}: KubeVirt's devices allocatable, the node "
+            "schedulable for VMs, an exporter reporting it (kube-state-metrics). "
+            f"{NOT_SCRAPED}.",
+            links=runbook_links(
+                CLUSTER_REQUIREMENTS[ClusterReq.KUBEVIRT_DEVICES].alert,
+                CLUSTER_REQUIREMENTS[ClusterReq.KUBEVIRT_SCHEDULABLE].alert,
+                "KubevNodeExporterMissing",
+            ),
+            dataSource=DATASOURCE,
+            targets=[target(f"{recorded.NODE_MET}{{{CSEL}}}", instant=True, fmt="table")],
+            transformations=[
+                {
+                    "id": "groupingToMatrix",
+                    "options": {
+                        "rowField": "node",
+                        "columnField": "requirement",
+                        "valueField": "Value",
+                    },
+                }
+            ],
+            mappings=MET_MAPPING,
+            overrides=[
+                requirement_runbook(req.value, CLUSTER_REQUIREMENTS[req].alert)
+                for req in (ClusterReq.KUBEVIRT_DEVICES, ClusterReq.KUBEVIRT_SCHEDULABLE)
+            ],
+            extraJson={
+                "fieldConfig": {
+                    "defaults": {
+                        "custom": {"cellOptions": {"type": "color-background"}, "align": "center"}
+                    }
+                }
+            },
+        ),
+        12,
+        5,
+    )
+
+
+def peers_row(layout: Layout) -> None:
+    """Node to node: the ports each node must reach on its peers (exporter/checks/peers.py)."""
+    blocked = f"kubev_peer_unreachable{{{SEL}}} == 1"
+    layout.add(
+        count_stat(
+            "Blocked node pairs",
+            f"count({blocked}) or vector(0)",
+            1,
+            "(node, peer port) pairs a node cannot reach: filtered (a firewall) or "
+            "unreachable (no route). Which ones: the table beside it, or a node's dashboard.",
+            ("KubevPeerPortBlocked",),
+        ),
+        6,
+        7,
+    )
+    layout.add(
+        Table(
+            title="Peer ports by state, across the fleet",
+            description="kubev_peer_ports summed over the nodes: how many (node, peer) pairs "
+            "found each port open, reset (reachable, nothing listens), filtered, unreachable, "
+            "unknown or not yet probed. Filtered and unreachable are a firewall's or the "
+            "network's doing; a node's dashboard names the pairs.",
+            links=runbook_links("KubevPeerPortBlocked"),
+            dataSource=DATASOURCE,
+            targets=[
+                target(
+                    f"sum by (component, port, protocol, state) (kubev_peer_ports{{{SEL}}})",
+                    instant=True,
+                    fmt="table",
+                )
+            ],
+            transformations=[
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True},
+                        "renameByName": {"Value": "pairs"},
+                    },
+                }
+            ],
+        ),
+        18,
+        7,
+    )
+
+
 def dashboard() -> Dashboard:
     layout = Layout()
+    cluster_row(layout)
     layout.row(
         [
             count_stat(
@@ -179,6 +353,7 @@ def dashboard() -> Dashboard:
         24,
         8,
     )
+    peers_row(layout)
     layout.add(
         Table(
             title="Exporter health",

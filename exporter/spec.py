@@ -126,6 +126,11 @@ FSYNC_MINIMUM_SECONDS = 0.100
 # requirement level: the alert rules page on it.
 FSYNC_CRITICAL_SECONDS = 1.0
 
+#: Share of the Kube-OVN pinger's node pings lost between two nodes over 10 minutes at
+#: which the overlay between them counts as broken (KubevOverlayNodePingLoss). A firewall
+#: that drops Geneve loses them all; a lossy but working path loses a few.
+OVERLAY_PING_LOSS_RATIO = 0.5
+
 # Operational thresholds: not requirements of the spec page, but what the alert rules
 # (alerts/) and dashboards judge runtime behaviour by. Kept here with the rest.
 #: available memory below this share of MemTotal, sustained, is a warning

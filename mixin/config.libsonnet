@@ -9,6 +9,8 @@
     // ... of kube-state-metrics' and CDI's series, which the cluster rules read
     ksmSelector: 'job="kube-state-metrics"',
     cdiSelector: 'job=~".*cdi.*"',
+    // ... of the Kube-OVN pinger's series, the overlay's evidence between nodes
+    pingerSelector: 'job="kube-ovn-pinger"',
     // where each alert's runbook_url points: %s is the alert's name, %% a literal %;
     // set the exporter's runbook_url_template to the same place (its report links)
     runbookURLPattern: 'https://github.com/kubev/kubev-node-exporter/blob/main/docs/runbooks/%s.md',

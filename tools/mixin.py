@@ -67,9 +67,12 @@ MARKERS = {
     "\x00": SELECTOR_FIELD,  # the exporter's series
     "\x01": "ksmSelector",  # kube-state-metrics' (the cluster rules)
     "\x02": "cdiSelector",  # CDI's (the cluster rules)
+    "\x03": "pingerSelector",  # the Kube-OVN pinger's (the overlay rule)
 }
-TEMPLATE = RuleSettings(selector="\x00", ksm_selector="\x01", cdi_selector="\x02")
-_MARKER = re.compile("([\x00\x01\x02])")
+TEMPLATE = RuleSettings(
+    selector="\x00", ksm_selector="\x01", cdi_selector="\x02", pinger_selector="\x03"
+)
+_MARKER = re.compile("([\x00\x01\x02\x03])")
 
 
 def string(text: str) -> str:
@@ -243,6 +246,8 @@ def config_libsonnet() -> str:
         "    // ... of kube-state-metrics' and CDI's series, which the cluster rules read",
         f"    ksmSelector: {string(DEFAULTS.ksm_selector)},",
         f"    cdiSelector: {string(DEFAULTS.cdi_selector)},",
+        "    // ... of the Kube-OVN pinger's series, the overlay's evidence between nodes",
+        f"    pingerSelector: {string(DEFAULTS.pinger_selector)},",
         "    // where each alert's runbook_url points: %s is the alert's name, %% a literal %;",
         "    // set the exporter's runbook_url_template to the same place (its report links)",
         f"    runbookURLPattern: {string(runbook_pattern())},",

@@ -46,11 +46,16 @@ SELECTOR = "<selector>"
 #: Stand for the selectors of kube-state-metrics' and CDI's series
 KSM = "<ksm_selector>"
 CDI = "<cdi_selector>"
-PLACEHOLDERS = (SELECTOR, KSM, CDI)
+#: ... and of the Kube-OVN pinger's (alerts/catalog/peers.py: the overlay's evidence)
+PINGER = "<pinger_selector>"
+PLACEHOLDERS = (SELECTOR, KSM, CDI, PINGER)
 
 #: kube-state-metrics' job where kube-prometheus and the kubernetes-mixin expect it
 #: (kubernetes-monitoring/kubernetes-mixin config.libsonnet: kubeStateMetricsSelector)
 KSM_JOB = "kube-state-metrics"
+#: the Kube-OVN pinger's Service (kubeovn/kube-ovn dist/images/install.sh: Service
+#: kube-ovn-pinger, port 8080 `metrics`), the job name a ServiceMonitor of it gets
+PINGER_JOB = "kube-ovn-pinger"
 #: CDI's operator scrapes its controller through the Service cdi-prometheus-metrics, which
 #: becomes the job name under the prometheus-operator (kubevirt/containerized-data-importer
 #: pkg/common/common.go PrometheusServiceName; pkg/operator/controller/prometheus.go,
@@ -160,12 +165,14 @@ class RuleSettings:
     ksm_selector: str = f'job="{KSM_JOB}"'
     #: ... of CDI's series (kubevirt_cdi_*)
     cdi_selector: str = CDI_SELECTOR
+    #: ... of the Kube-OVN pinger's series (pinger_node_ping_*)
+    pinger_selector: str = f'job="{PINGER_JOB}"'
     #: every alert's `for` at most this long ("": as the catalog says). For tests that
     #: watch alerts fire in a real Prometheus without waiting the real quarter of an hour.
     max_for: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("selector", "ksm_selector", "cdi_selector"):
+        for name in ("selector", "ksm_selector", "cdi_selector", "pinger_selector"):
             value = getattr(self, name)
             if not value.strip():
                 raise ValueError(f"the {name} is empty: `metric{{,label=...}}` is not PromQL")
@@ -180,6 +187,7 @@ class RuleSettings:
             text.replace(SELECTOR, self.selector)
             .replace(KSM, self.ksm_selector)
             .replace(CDI, self.cdi_selector)
+            .replace(PINGER, self.pinger_selector)
         )
 
     def for_(self, duration: str) -> str:

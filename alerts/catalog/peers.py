@@ -8,6 +8,8 @@ from alerts.catalog.common import (
     INSTANCE,
     JOB,
     NODE1,
+    PINGER,
+    PINGER_JOB,
     SELECTOR,
     Alert,
     Case,
@@ -15,7 +17,7 @@ from alerts.catalog.common import (
     Rule,
 )
 from exporter.checks import ROWS
-from exporter.spec import Req, port_row
+from exporter.spec import OVERLAY_PING_LOSS_RATIO, Req, port_row
 
 
 def _ports(*components: str) -> str:
@@ -66,6 +68,34 @@ _DESCRIPTION = (
     "{{ $value }} node pair(s) cannot reach {{ $labels.component }} {{ $labels.port }}/"
     "{{ $labels.protocol }} ({{ $labels.state }})."
 )
+
+
+#: The overlay's evidence on a running cluster (docs/peers.md "Geneve on a running
+#: cluster"): the Kube-OVN pinger pings every node's InternalIP from a pod on every node,
+#: 3 pings a round, a round every 5 s; each round adds the pings sent and lost to two
+#: counters per (source, target) node (kubeovn/kube-ovn pkg/pinger/metrics.go
+#: pinger_node_ping_count_total and pinger_node_ping_lost_total; pkg/pinger/ping.go
+#: pingNodes). A pod-to-node ping crosses the Geneve tunnel between the two nodes.
+_PING_BY = f"sum by ({CLUSTER_LABEL}, src_node_name, target_node_name)"
+_PING_LOSS = (
+    f"{_PING_BY} (increase(pinger_node_ping_lost_total{{{PINGER}}}[10m])) / "
+    f"{_PING_BY} (increase(pinger_node_ping_count_total{{{PINGER}}}[10m])) "
+    f"> {OVERLAY_PING_LOSS_RATIO:g}"
+)
+
+
+def _pings(source: str, target: str, sent: str, lost: str) -> dict[str, str]:
+    """A pinger's two counters as pkg/pinger/metrics.go labels them (src_pod_ip holds the
+    pinger pod's name there, a Kube-OVN quirk)."""
+    labels = (
+        f'job="{PINGER_JOB}",instance="10.16.0.5:8080",src_node_name="{source}",'
+        f'src_node_ip="10.0.0.1",src_pod_ip="kube-ovn-pinger-x7k2p",'
+        f'target_node_name="{target}",target_node_ip="10.0.0.2"'
+    )
+    return {
+        f"pinger_node_ping_count_total{{{labels}}}": sent,
+        f"pinger_node_ping_lost_total{{{labels}}}": lost,
+    }
 
 
 def _blocked(component: str, port: str, peer: str = "10.0.0.3") -> str:
@@ -263,6 +293,62 @@ ALERTS: tuple[Alert, ...] = (
                 ),
             ),
             Case({f'kubev_peer_identities{{{NODE1},result="failed"}}': "0x40"}, "35m"),
+        ),
+    ),
+    Alert(
+        name="KubevOverlayNodePingLoss",
+        rules=(
+            Rule(
+                expr=_PING_LOSS,
+                impact=Impact.DEGRADES,
+                for_="10m",
+                summary="The overlay between two nodes loses the Kube-OVN pinger's pings",
+                description="{{ $labels.src_node_name }} to {{ $labels.target_node_name }}: "
+                "{{ $value | humanizePercentage }} of the Kube-OVN pinger's node pings lost "
+                "over 10 minutes.",
+            ),
+        ),
+        meaning="The Kube-OVN pinger on one node pings the other node's address from the "
+        "pod network; the ping crosses the Geneve tunnel between the two nodes. More than "
+        f"{OVERLAY_PING_LOSS_RATIO:.0%} of them lost over 10 minutes: the overlay between "
+        "them is broken or badly lossy. Only where the pinger runs and is scraped (it is "
+        "optional in Kube-OVN); the exporter's own probes cannot tell a dropped "
+        f"{_ports('geneve')}/udp once Geneve listens (docs/peers.md).",
+        impact="Pods and VMs on the two nodes cannot reach each other over the pod network; "
+        "live migration between them and services whose endpoints sit on the other node "
+        "fail.",
+        diagnosis=(
+            "Which pairs: the query of this rule without `> "
+            f"{OVERLAY_PING_LOSS_RATIO:g}`; one node to all others points at that node, all "
+            "to one at the target.",
+            "TCP between the two nodes: `kubev_peer_unreachable` on the source for the "
+            f"target; all open and pings lost points at {_ports('geneve')}/udp (Geneve).",
+            f"On both nodes: `ip -d link show genev_sys_{_ports('geneve')}`, `ovs-vsctl show` "
+            f"(the tunnel port to the other node), `tcpdump -ni any udp port {_ports('geneve')}` "
+            "while the pinger runs.",
+        ),
+        mitigation=(
+            f"Open {_ports('geneve')}/udp between the nodes (host firewall, cloud security group), as for "
+            "KubevPeerPortBlocked.",
+            "An MTU too large for the path also drops the tunnel's packets: compare the "
+            "interface MTU with Kube-OVN's MTU setting.",
+        ),
+        cases=(
+            Case(
+                _pings("node-a", "node-b", "0+36x30", "0+36x30"),
+                "25m",
+                (
+                    {
+                        "src_node_name": "node-a",
+                        "target_node_name": "node-b",
+                        "severity": "warning",
+                        "description": "node-a to node-b: 100% of the Kube-OVN pinger's "
+                        "node pings lost over 10 minutes.",
+                    },
+                ),
+            ),
+            # a few lost: a working path
+            Case(_pings("node-a", "node-b", "0+36x30", "0+1x30"), "25m"),
         ),
     ),
 )

@@ -548,6 +548,19 @@
             },
           },
           {
+            alert: 'KubevOverlayNodePingLoss',
+            expr: 'sum by (cluster, src_node_name, target_node_name) (increase(pinger_node_ping_lost_total{' + $._config.pingerSelector + '}[10m])) / sum by (cluster, src_node_name, target_node_name) (increase(pinger_node_ping_count_total{' + $._config.pingerSelector + '}[10m])) > 0.5',
+            'for': '10m',
+            labels: {
+              severity: $._config.warningSeverity,
+            },
+            annotations: {
+              summary: 'The overlay between two nodes loses the Kube-OVN pinger\'s pings',
+              description: '{{ $labels.src_node_name }} to {{ $labels.target_node_name }}: {{ $value | humanizePercentage }} of the Kube-OVN pinger\'s node pings lost over 10 minutes.',
+              runbook_url: $._config.runbookURLPattern % 'KubevOverlayNodePingLoss',
+            },
+          },
+          {
             alert: 'KubevCheckFailing',
             expr: 'kubev_check_success{' + $._config.kubevSelector + '} == 0',
             'for': '15m',

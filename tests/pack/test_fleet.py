@@ -14,6 +14,7 @@ the test waits for states, and would otherwise wait a quarter of an hour for the
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -46,6 +47,7 @@ from alerts.generate import rules_file
 from exporter.spec import KUBEVIRT_DEVICES
 from tests.helpers import ARTIFACTS, ROOT, Exporter, fixture_args, http_get, make_node_tree
 from tests.pack.monitoring_stack import query, running_prometheus
+from tests.pack.panels import concrete, panel_queries, reads_cluster_rules
 from tests.pack.standin import Expositions
 
 T = TypeVar("T")
@@ -308,3 +310,22 @@ def test_fleet_without_a_prometheus_or_its_data_exits_2(tmp_path: Path) -> None:
         assert empty.returncode == 2
         assert 'kubev_node_info{job="kubev-node-exporter"}' in empty.stderr
         assert "a wrong URL or --selector" in empty.stderr
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_the_dashboards_cluster_panels_show_the_cluster(stack: Fleet) -> None:
+    """The panels over what the cluster rules record (shared storage, nodes offering KVM,
+    nodes without an exporter, each node as the cluster sees it) return data where
+    kube-state-metrics and CDI are scraped, as here; tests/pack/test_end_to_end.py checks
+    every other panel."""
+    queries = [(d, title, e) for d, title, e in panel_queries() if reads_cluster_rules(e)]
+    assert {d for d, _, _ in queries} == {"fleet.json"}
+    assert len(queries) >= 5
+    for dashboard, title, expr in queries:
+        found = wait_for(
+            f"{dashboard}: {title}", functools.partial(query, stack.prometheus, concrete(expr))
+        )
+        assert all(sample["value"][1] != "NaN" for sample in found), (title, found)
+    kvm = query(stack.prometheus, concrete(next(e for _, t, e in queries if "KVM" in t)))
+    assert [s["value"][1] for s in kvm] == ["2"]  # node-a and node-b

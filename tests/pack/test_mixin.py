@@ -116,11 +116,12 @@ def test_overridden_config_changes_selector_severities_and_runbooks(tmp_path: Pa
         f"https://runbooks.example.com/kubev/{first['alert']}?from=mixin&pct=100%"
     )
     # every selector of our series, in every expression and query template, is the new one;
-    # the cluster rules read kube-state-metrics' and CDI's series, under their own selectors
+    # the cluster rules read kube-state-metrics' and CDI's series, the overlay rule the
+    # Kube-OVN pinger's, under their own selectors
     defaults = RuleSettings()
     for rule in (r for g in groups for r in g["rules"]):
         assert 'job="kubev-node-exporter"' not in json.dumps(rule), rule
-        own = (SELECTOR, defaults.ksm_selector, defaults.cdi_selector)
+        own = (SELECTOR, defaults.ksm_selector, defaults.cdi_selector, defaults.pinger_selector)
         assert any(selector in rule["expr"] for selector in own), rule
 
     path = tmp_path / "kubev.rules.yml"
