@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.chart import RUN_AS
 from exporter.cli import DEFAULT_PORT
 from tests.helpers import FIXTURES, free_port, http_get, needs_root, value
 
@@ -24,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 UNIT = ROOT / "deploy" / "systemd" / "kubev-node-exporter.service"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's 3.11: a stand-in for the slim base image
-NOBODY = 65534
 
 
 def dockerfile_run(marker: str) -> list[list[str]]:
@@ -67,7 +67,8 @@ def host_root() -> Iterator[Path]:
 
 def test_dockerfile_facts() -> None:
     assert f"EXPOSE {DEFAULT_PORT}" in DOCKERFILE
-    assert re.search(rf"^USER {NOBODY}:{NOBODY}$", DOCKERFILE, re.M)
+    # the image's user is the chart's (a uid of its own, not root, not nobody)
+    assert re.search(rf"^USER {RUN_AS}:{RUN_AS}$", DOCKERFILE, re.M)
     assert "HEALTHCHECK" in DOCKERFILE and "/-/healthy" in DOCKERFILE
     assert DOCKERFILE.count("FROM ") == 3  # build, venv, runtime
     assert "org.opencontainers.image.version" in DOCKERFILE
@@ -119,7 +120,7 @@ def test_installed_console_script_runs_unprivileged(host_root: Path) -> None:
         "--no-collector.ovn",
     ]
     proc = subprocess.Popen(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd],
+        ["setpriv", f"--reuid={RUN_AS}", f"--regid={RUN_AS}", "--clear-groups", *cmd],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -134,14 +135,14 @@ def test_installed_console_script_runs_unprivileged(host_root: Path) -> None:
                 pass
             time.sleep(0.05)
         uid = re.search(r"^Uid:\s+(\d+)", Path(f"/proc/{proc.pid}/status").read_text(), re.M)
-        assert uid and int(uid.group(1)) == NOBODY
+        assert uid and int(uid.group(1)) == RUN_AS
         text = http_get(f"http://127.0.0.1:{port}/metrics").text
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert value(text, "kubev_cpu_logical_cores") == 32
     assert value(text, "kubev_kvm_device_present") == 1
-    assert value(text, "kubev_kvm_usable") == 0  # nobody may not open root's 0600 /dev/kvm
+    assert value(text, "kubev_kvm_usable") == 0  # its user may not open root's 0600 /dev/kvm
     assert "Permission denied" in err
     assert proc.returncode == 0
 
