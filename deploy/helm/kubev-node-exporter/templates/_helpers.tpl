@@ -71,7 +71,8 @@ mounted on its own, read-only. Returns [{name, hostPath, type, mountPath}].
 - {name: host-sys, hostPath: /sys, type: Directory, mountPath: /host/sys}
 - {name: host-dev, hostPath: /dev, type: Directory, mountPath: /host/dev}
 - {name: host-resolv-conf, hostPath: /etc/resolv.conf, type: File, mountPath: /host/root/etc/resolv.conf}
-- {name: host-modules, hostPath: /lib/modules, type: Directory, mountPath: /host/root/lib/modules}
+{{- /* a kernel without modules (some VMs) has none: the pod starts all the same */}}
+- {name: host-modules, hostPath: /lib/modules, type: DirectoryOrCreate, mountPath: /host/root/lib/modules}
 {{- with .Values.kubeletConfig }}
 - {name: host-kubelet-config, hostPath: {{ . | quote }}, type: File, mountPath: {{ printf "/host/root%s" . | quote }}}
 {{- end }}
