@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from deploy.chart import RUN_AS
+from deploy.chart import RUN_AS, VALUES_YAML
 from exporter.cli import DEFAULT_PORT
 from tests.helpers import FIXTURES, free_port, http_get, needs_root, value
 
@@ -168,6 +169,15 @@ def test_systemd_unit_verifies(host_root: Path) -> None:
     ).stdout
     exposure = re.search(r"Overall exposure level for \S+: ([\d.]+)", security)
     assert exposure and float(exposure.group(1)) <= 2.5, security[-500:]
+
+
+def test_the_units_memory_limit_is_the_pods() -> None:
+    """One measured limit (docs/performance.md) for both ways to run the exporter."""
+    (line,) = [x for x in UNIT.read_text().splitlines() if x.startswith("MemoryMax=")]
+    unit = re.fullmatch(r"MemoryMax=(\d+)M", line)
+    values = yaml.safe_load(VALUES_YAML)
+    pod = re.fullmatch(r"(\d+)Mi", values["resources"]["limits"]["memory"])
+    assert unit and pod and int(unit[1]) == int(pod[1])  # systemd's M is 1024-based
 
 
 def test_a_typo_in_the_unit_is_caught(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ def test_the_committed_files_are_current() -> None:
     [
         "dashboards/retired.json",
         "deploy/kubernetes/overlays/old/daemonset.yaml",
+        "deploy/helm/kubev-node-exporter/files/dashboards/retired.json",
         "docs/runbooks/KubevRetiredAlert.md",
     ],
 )
