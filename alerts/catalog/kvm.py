@@ -55,8 +55,10 @@ ALERTS: tuple[Alert, ...] = (
                 "KubeVirt cannot run VMs with hardware acceleration here.",
             ),
         ),
-        meaning="The exporter could not open /dev/kvm, or the device did not answer KVM's API "
-        f"(version {EXPECTED_API_VERSION}) or refused KVM_CREATE_VM.",
+        meaning="/dev/kvm is missing or not the KVM device (10:232), does not open, or did not "
+        f"answer KVM's API (version {EXPECTED_API_VERSION}) or refused KVM_CREATE_VM. An open "
+        "refused only for permission (a pod without devices.kubevirt.io/kvm) leaves the "
+        "requirement unknown and does not fire this alert.",
         impact="virt-handler marks the node unschedulable for VMs, or VMs fall back to software "
         "emulation (useEmulation) and run many times slower. Live migration to this node fails.",
         diagnosis=(
@@ -73,8 +75,9 @@ ALERTS: tuple[Alert, ...] = (
             ROWS[Req.KVM].hint,
             "Enable VT-x / AMD-V in the BIOS/UEFI, then `modprobe kvm_intel` or `modprobe kvm_amd`.",
             "If the node is itself a VM, enable nested virtualization on its hypervisor.",
-            "If only the exporter lacks access: run it with the KubeVirt device plugin resource "
-            "or the kvm group (see the deployment docs).",
+            "For the full probe where the exporter may not open /dev/kvm (KVM unknown): run "
+            "`kubev-node-exporter check` on the node as root, or give the exporter the KubeVirt "
+            "device plugin resource or the kvm group (see the deployment docs).",
         ),
         cases=(
             Case(
