@@ -344,6 +344,28 @@ def test_kvm_access(chart: Chart, access: str) -> None:
     assert groups == (None if access == "hostDev" else [36])
 
 
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_path_flag_points_at_the_hosts_own_directory(chart: Chart, case: str) -> None:
+    """The exporter reads the node's /proc, /sys and /dev where the pod mounts them (the
+    devices and kvm checks stat and open <--path.dev>/kvm, /net/tun, /vhost-net: the
+    host's /dev, not the container's own, which has none of them)."""
+    for pod in pods(chart.render(CASES[case].values).objects):
+        container = exporter_container(pod)
+        flags = dict(a.removeprefix("--").split("=", 1) for a in container["args"] if "=" in a)
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        host_at = {
+            m["mountPath"]: volumes[m["name"]]["hostPath"]["path"]
+            for m in container["volumeMounts"]
+            if "hostPath" in volumes[m["name"]]
+        }
+        assert host_at[flags["path.procfs"]] == "/proc"
+        assert host_at[flags["path.sysfs"]] == "/sys"
+        assert host_at[flags["path.dev"]] == "/dev"
+        # the host's / is not mounted: every other host path is a single path below it
+        others = set(host_at) - {flags["path.procfs"], flags["path.sysfs"], flags["path.dev"]}
+        assert others and all(p.startswith(flags["path.rootfs"] + "/") for p in others)
+
+
 def test_kube_ovn_secure_serving(chart: Chart) -> None:
     objects = chart.render({"kubeOvnSecureServing": {"enabled": True}}).objects
     (role,) = by_kind(objects, "ClusterRole")
