@@ -20,6 +20,7 @@ from exporter import __version__
 from exporter.checks.disk import DiskSettings
 from exporter.checks.dns import DnsSettings
 from exporter.checks.ovn import OvnSettings
+from exporter.checks.peers import PeersSettings
 from exporter.config import from_mapping
 from exporter.web import DEFAULT_PORT
 from tests.deploy.validate import by_kind, kubernetes_strict, operator_models, promtool_rules
@@ -105,7 +106,10 @@ def test_the_schema_accepts_every_key_of_the_exporters_own_configuration(chart: 
     )
     for path in chart_files.CHART_OWNED:
         if path[0] == "checks":
-            assert path[-1] in rendered["checks"][path[1]] or path[1] == "ovn"
+            holder = rendered
+            for key in path[:-1]:
+                holder = holder[key]
+            assert path[-1] in holder or path[1] == "ovn"
 
 
 # --- every case: valid objects, the rules a schema does not see -----------------------
@@ -366,6 +370,49 @@ def test_every_path_flag_points_at_the_hosts_own_directory(chart: Chart, case: s
         assert others and all(p.startswith(flags["path.rootfs"] + "/") for p in others)
 
 
+def test_the_peers_check_finds_the_nodes_through_the_headless_service(chart: Chart) -> None:
+    """By default: checks.peers.dns_name is the headless Service's name, whose records
+    include not-ready pods, and the identity requests go to the chart's one port."""
+    objects = chart.render().objects
+    (svc,) = by_kind(objects, "Service")
+    assert svc["spec"]["clusterIP"] == "None"
+    assert svc["spec"]["publishNotReadyAddresses"] is True
+    peers = from_mapping(config_of(objects)).settings(PeersSettings)
+    assert peers.enabled  # a configured DNS name switches the check on
+    assert peers.dns_name == f"{svc['metadata']['name']}.{NAMESPACE}.svc.cluster.local"
+    assert peers.identity.port == DEFAULT_PORT == svc["spec"]["ports"][0]["port"]
+    assert peers.identity.scheme == "http"
+
+    # another release, namespace, cluster domain and port: the name and port follow
+    values = {"port": 29100, "clusterDomain": "k8s.example", "webConfig": {"secretName": "w"}}
+    objects = chart.render(values, name="kne", namespace="monitoring").objects
+    (svc,) = by_kind(objects, "Service")
+    peers = from_mapping(config_of(objects)).settings(PeersSettings)
+    name = svc["metadata"]["name"]
+    assert name == "kne-kubev-node-exporter"
+    assert peers.dns_name == f"{name}.monitoring.svc.k8s.example"
+    assert peers.identity.port == 29100 == svc["spec"]["ports"][0]["port"]
+    # the exporters serve TLS: so do the peers' requests
+    tls = {"webConfig": {"secretName": "w", "tls": True}}
+    peers = from_mapping(config_of(chart.render(tls).objects)).settings(PeersSettings)
+    assert peers.identity.scheme == "https"
+
+
+def test_the_peers_configuration_is_the_users_where_given(chart: Chart) -> None:
+    given = {"dns_name": "peers.example", "enabled": False, "identity": {"refresh": "10m"}}
+    objects = chart.render({"config": {"checks": {"peers": given}}}).objects
+    peers = from_mapping(config_of(objects)).settings(PeersSettings)
+    assert peers.dns_name == "peers.example"
+    assert not peers.enabled
+    assert peers.identity.refresh == 600 and peers.identity.port == DEFAULT_PORT
+    with pytest.raises(helm.HelmValuesError) as refused:  # the port is the chart's
+        chart.render({"config": {"checks": {"peers": {"identity": {"port": 1}}}}})
+    assert "additional properties 'port' not allowed" in str(refused.value)
+    with pytest.raises(helm.HelmValuesError) as refused:
+        chart.render({"clusterDomain": "cluster.local."})
+    assert "/clusterDomain" in str(refused.value)
+
+
 def test_kube_ovn_secure_serving(chart: Chart) -> None:
     objects = chart.render({"kubeOvnSecureServing": {"enabled": True}}).objects
     (role,) = by_kind(objects, "ClusterRole")
@@ -420,6 +467,10 @@ def test_notes_tell_the_user_what_to_do_next(chart: Chart) -> None:
     assert "pod-security.kubernetes.io/enforce=privileged" in notes
     assert "serviceMonitor.enabled" in notes
     assert f"port-forward pod/<pod> {DEFAULT_PORT}" in notes
+    assert f"open {DEFAULT_PORT}/TCP between the nodes" in notes
+    assert "kubev-node-exporter.kubev-monitoring.svc.cluster.local" in notes
+    off = chart.render({"config": {"checks": {"peers": {"enabled": False}}}}).notes
+    assert "between the nodes" not in off
     # kube-prometheus-stack ignores a ServiceMonitor without its release label
     unlabelled = chart.render({"serviceMonitor": {"enabled": True}}).notes
     assert "helm-charts#1631" in unlabelled and "additionalLabels.release" in unlabelled

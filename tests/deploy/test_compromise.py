@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from deploy.chart import RUN_AS
 from deploy.render import Chart
 from exporter.web import DEFAULT_PORT
 from tests.deploy.validate import by_kind
 from tests.helpers import ROOT, netns_get, network_namespace, value, wait_until
+from tests.integration.test_dns import dnsmasq
 
 MARKER = "kubev-planted-secret-7f3a"
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -44,6 +46,8 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 #: (a kernel without modules has no /lib/modules: the fake host's then, made by kubelet)
 REAL_HOST = [p for p in ("/proc", "/sys", "/dev", "/lib/modules") if Path(p).is_dir()]
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+#: the fake kubelet config's clusterDNS, where the peers check asks for the Service's name
+CLUSTER_DNS = "127.0.0.53"
 RUNTIME_SOCKETS = (
     "/run/containerd/containerd.sock",
     "/var/lib/kubelet/device-plugins/kubelet.sock",
@@ -85,7 +89,7 @@ def fake_host() -> Iterator[Path]:
     plant(
         host / KUBELET_CONFIG.lstrip("/"),
         "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
-        "clusterDNS: [127.0.0.53]\nclusterDomain: cluster.local\n",
+        f"clusterDNS: [{CLUSTER_DNS}]\nclusterDomain: cluster.local\n",
         0o644,
     )
     (host / "var/lib/kubelet").chmod(0o700)  # kubeadm: os.MkdirAll(kubeletDir, 0700)
@@ -298,6 +302,59 @@ def test_a_compromised_pod_cannot_reach_the_node_and_the_exporter_still_works(
     assert snapshot(fake_host) == before
     probe_dir = fake_host / "var/lib/kubelet/.kubev-node-exporter-pod"
     assert probe_dir.stat().st_uid == RUN_AS  # handed over by the init container
+
+
+def test_the_pod_finds_its_peers_through_the_headless_services_name(
+    chart: Chart, fake_host: Path, tmp_path: Path
+) -> None:
+    """The rendered config's checks.peers.dns_name, asked of kubelet's clusterDNS (from
+    the kubelet config the pod mounts, as the DaemonSet's dnsPolicy Default leaves the
+    pod the node's resolver), lists the nodes: the pod's own address is left out, the
+    other node answers its identity on the chart's port. dnsmasq stands for the cluster
+    DNS at the fake kubelet config's clusterDNS, a second loopback address for the other
+    node (the same exporter, which listens on every address), all in the test's own
+    network namespace."""
+    pod, configmaps = rendered_pod(chart)
+    (config,) = [
+        yaml.safe_load(c["config.yaml"]) for c in configmaps.values() if "config.yaml" in c
+    ]
+    service = config["checks"]["peers"]["dns_name"]
+    assert service == "kubev-node-exporter.kubev-monitoring.svc.cluster.local"
+    records = [f"--host-record={service},{address}" for address in ("127.0.0.1", "127.0.0.2")]
+    url = f"http://127.0.0.1:{DEFAULT_PORT}"
+    with (
+        network_namespace() as netns,
+        dnsmasq(netns, tmp_path, CLUSTER_DNS, *records),
+    ):
+        exporter = subprocess.Popen(
+            podsim(pod, configmaps, fake_host, tmp_path / "exporter", netns),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+
+            def identified() -> str | None:
+                assert exporter.poll() is None, exporter.communicate()[1][-2000:]
+                try:
+                    text = netns_get(netns, f"{url}/metrics").text
+                except OSError:
+                    return None
+                known = value(text, "kubev_peer_identities", result="identity") == 1
+                return text if known else None
+
+            text = wait_until(identified, "the other node's identity, found through DNS")
+        finally:
+            exporter.terminate()
+            exporter.communicate(timeout=20)
+    assert value(text, "kubev_peer_discovery_success", source="dns") == 1
+    assert value(text, "kubev_peers", source="dns") == 1  # its own address left out
+    assert value(text, "kubev_check_success", check="peers") == 1
+    # nothing listens on the other node's ports here: reachable (reset), none blocked
+    assert (
+        value(text, "kubev_requirement_met", requirement="peer_reachability", level="minimum") == 1
+    )
 
 
 def test_without_recursive_read_only_a_submount_stays_writable(

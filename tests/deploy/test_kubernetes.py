@@ -18,7 +18,9 @@ from deploy.kustomize import BASE, K8S, KPS_RELEASE, VARIANTS, Variant
 from deploy.render import Chart, identity, without_helm_labels
 from exporter.checks.disk import DiskSettings
 from exporter.checks.dns import DnsSettings
+from exporter.checks.peers import PeersSettings
 from exporter.config import from_mapping
+from exporter.web import DEFAULT_PORT
 from tests.deploy.validate import (
     by_kind,
     kubernetes_strict,
@@ -149,3 +151,25 @@ def test_the_exporter_accepts_the_configmap(built: dict[str, list[dict[str, Any]
     assert config.settings(DiskSettings).storage_paths == ("/var/lib/kubelet",)
     # kubelet's clusterDomain decides the DNS check's domain: the config does not pin one
     assert config.settings(DnsSettings).cluster_domain is None
+
+
+@pytest.mark.parametrize("variant", [v.path for v in OVERLAYS])
+def test_the_peers_find_each_other_through_the_headless_service(
+    built: dict[str, list[dict[str, Any]]], variant: str
+) -> None:
+    """As the chart: the peers check asks for the headless Service's name (not-ready pods
+    included) and for identities on the one port."""
+    objects = built[variant]
+    (svc,) = by_kind(objects, "Service")
+    assert svc["spec"]["clusterIP"] == "None"
+    assert svc["spec"]["publishNotReadyAddresses"] is True
+    (cm,) = [m for m in by_kind(objects, "ConfigMap") if m["metadata"]["name"].endswith("-config")]
+    peers = from_mapping(yaml.safe_load(cm["data"]["config.yaml"])).settings(PeersSettings)
+    meta = svc["metadata"]
+    assert peers.dns_name == f"{meta['name']}.{meta['namespace']}.svc.cluster.local"
+    assert peers.enabled
+    (port,) = svc["spec"]["ports"]
+    assert peers.identity.port == port["port"] == DEFAULT_PORT
+    for ds in by_kind(objects, "DaemonSet"):
+        container = ds["spec"]["template"]["spec"]["containers"][0]
+        assert container["ports"][0]["containerPort"] == DEFAULT_PORT

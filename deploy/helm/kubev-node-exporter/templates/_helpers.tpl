@@ -117,6 +117,19 @@ mounts set by the chart.
 {{- /* kubelet keeps its device-plugin directory 0750 root: the pod's user cannot look in */}}
 {{- $_ := set $devices "device_plugin_dir" nil }}
 {{- $_ := set $checks "devices" $devices }}
+{{- $peers := get $checks "peers" | default dict }}
+{{- if not (get $peers "dns_name") }}
+{{- /* the headless Service: with the host network its A/AAAA records are the nodes' addresses */}}
+{{- $_ := set $peers "dns_name" (include "kne.serviceDNSName" .) }}
+{{- end }}
+{{- $identity := get $peers "identity" | default dict }}
+{{- /* every node's exporter listens on the one port */}}
+{{- $_ := set $identity "port" .Values.port }}
+{{- if and .Values.webConfig.tls (not (hasKey $identity "scheme")) }}
+{{- $_ := set $identity "scheme" "https" }}
+{{- end }}
+{{- $_ := set $peers "identity" $identity }}
+{{- $_ := set $checks "peers" $peers }}
 {{- if .Values.kubeOvnSecureServing.enabled }}
 {{- $ovn := get $checks "ovn" | default dict }}
 {{- $_ := set $ovn "scheme" "https" }}
@@ -128,6 +141,13 @@ mounts set by the chart.
 {{- end }}
 {{- $_ := set $cfg "checks" $checks }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+The headless Service's DNS name: <fullname>.<namespace>.svc.<clusterDomain>.
+*/}}
+{{- define "kne.serviceDNSName" -}}
+{{ include "kne.fullname" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}
 {{- end }}
 
 {{/*
