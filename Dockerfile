@@ -33,8 +33,8 @@ COPY --from=venv /opt/kubev /opt/kubev
 ENV PATH=/opt/kubev/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-# Unprivileged by default; the DaemonSet says when and why it runs the container as root.
-USER 65534:65534
+# Not root, and an id of its own (deploy/chart.py RUN_AS): the chart runs it as this user.
+USER 10190:10190
 EXPOSE 19100
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:19100/-/healthy', timeout=4).status != 200)"]

@@ -63,6 +63,7 @@ bench: $(STAMP) debs
 	PYTHONPATH=. $(BIN)/python bench/scale.py
 	PYTHONPATH=. $(BIN)/python bench/netlink.py
 	PYTHONPATH=. $(BIN)/python bench/peers.py
+	PYTHONPATH=. $(BIN)/python bench/memory.py
 	$(BIN)/python -m pytest bench/test_encode.py --benchmark-only -q \
 		--benchmark-json=bench/results/encode.json
 

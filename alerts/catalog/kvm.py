@@ -87,9 +87,11 @@ ALERTS: tuple[Alert, ...] = (
                 labels=(("level", Level.MINIMUM.value),),
             ),
         ),
-        meaning="The exporter could not open /dev/kvm, or the device did not answer KVM's API "
-        f"(version {EXPECTED_API_VERSION}) or refused KVM_CREATE_VM.",
-        impact="Where /dev/kvm is absent (not only closed to the exporter: see Diagnosis), "
+        meaning="/dev/kvm is missing or not the KVM device (10:232), does not open, or did not "
+        f"answer KVM's API (version {EXPECTED_API_VERSION}) or refused KVM_CREATE_VM. An open "
+        "refused only for permission (a pod without devices.kubevirt.io/kvm) leaves the "
+        "requirement unknown and does not fire this alert.",
+        impact="Where /dev/kvm is absent, "
         "KubeVirt's kvm device plugin reports devices.kubevirt.io/kvm unhealthy and the "
         "node's allocatable drops to 0 (capacity stays 1k). Every virt-launcher pod requests "
         "one, so no VM and no live-migration target is scheduled here: with no other node "
@@ -119,9 +121,9 @@ ALERTS: tuple[Alert, ...] = (
         ),
         mitigation=(
             ROWS[Req.KVM].hint,
-            "Only the exporter lacks access (`kubev_kvm_device_present` 1, the log says "
-            "permission denied): run it with the devices.kubevirt.io/kvm resource or the kvm "
-            "group (docs/deploy.md).",
+            "For the full probe where the exporter may not open /dev/kvm (KVM unknown): run "
+            "`kubev-node-exporter check` on the node as root, or give the exporter the KubeVirt "
+            "device plugin resource or the kvm group (docs/deploy.md).",
             "Software emulation (useEmulation: true) lets VMs run without KVM on every node of "
             "the cluster, many times slower: for testing only.",
         ),

@@ -4,18 +4,24 @@ A usable /dev/kvm and the vmx/svm CPU flag are separate facts: a VM host can off
 paravirtual KVM without exposing the flag (the kvm_pvm backend), and a flag can be set while
 the module is not loaded. Both are reported as they are, with the backend module that gives
 /dev/kvm its other half (kvm_intel, kvm_amd, kvm_pvm...).
+
+A /dev/kvm that is the KVM device but refuses this process for permission only (EACCES,
+EPERM: a pod without KubeVirt's device resource, or a user outside the kvm group) is told
+apart from a missing or broken one, as the devices check does for tun and vhost-net, and
+noted the same way. The KVM requirement then reads unknown rather than met: it asks for a
+device that creates a VM, and that was not tried.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 from dataclasses import dataclass
 
 from exporter.checks.base import BlockingCheck, RequirementRow, samples_of
-from exporter.checks.chardev import KVM_MINOR, MISC_MAJOR, node_problem
+from exporter.checks.chardev import KVM_MINOR, MISC_MAJOR, PERMISSION_ERRNOS, node_problem
 from exporter.checks.cpuinfo import parse_cpuinfo
+from exporter.checks.devices import RESOURCE_PREFIX
 from exporter.checks.kmod import KVM_BACKENDS, kvm_backends, read_loaded
 from exporter.fsread import read_optional, read_text
 from exporter.metrics import MetricGroup
@@ -131,7 +137,7 @@ class KvmCheck(BlockingCheck[KvmSettings]):
         note = node_problem(str(device), MISC_MAJOR, KVM_MINOR, "KVM", absent)
         present = note is None
         out.add(KVM_DEVICE_PRESENT, present)
-        usable = False
+        usable: bool | None = False
         if present:
             probe = probe_kvm(str(device))
             usable = probe.usable
@@ -140,9 +146,19 @@ class KvmCheck(BlockingCheck[KvmSettings]):
                 out.add(KVM_API_VERSION, probe.api_version)
             if probe.max_vcpus is not None:
                 out.add(KVM_MAX_VCPUS, probe.max_vcpus)
+            if probe.not_permitted:
+                # as the devices check does: the device is there, only this process may
+                # not open it (a pod without the device resource, whose device cgroup or
+                # the file mode refuses it). Whether it creates a VM is unknown, not failed.
+                usable = None
+                note = (
+                    f"{device} is present; this process may not open it "
+                    f"({probe.open_error}): expected in a pod without {RESOURCE_PREFIX}kvm; "
+                    "whether it creates a VM is unknown (root or the kvm group probe it fully)"
+                )
         if note:
             out.note(note, Req.KVM)
-        out.add(KVM_USABLE, usable)
+        out.add(KVM_USABLE, bool(usable))
         out.observe(Req.KVM, usable)
         return out.build()
 
@@ -174,6 +190,10 @@ class KvmProbe:
     api_version: int | None = None
     max_vcpus: int | None = None
     reason: str | None = None
+    #: the open failed for permission only (EACCES/EPERM): the device is not judged
+    not_permitted: bool = False
+    #: why the open failed (strerror), when it did
+    open_error: str | None = None
 
 
 def probe_kvm(path: str) -> KvmProbe:
@@ -182,10 +202,12 @@ def probe_kvm(path: str) -> KvmProbe:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError as e:
-        probe.reason = f"cannot open {path}: {e.strerror}" + (
+        probe.open_error = e.strerror or str(e)
+        probe.not_permitted = e.errno in PERMISSION_ERRNOS
+        probe.reason = f"cannot open {path}: {probe.open_error}" + (
             " (the exporter needs read-write access: root, the kvm group, or KubeVirt's "
-            "devices.kubevirt.io/kvm resource)"
-            if e.errno in (errno.EACCES, errno.EPERM)
+            f"{RESOURCE_PREFIX}kvm resource)"
+            if probe.not_permitted
             else ""
         )
         return probe

@@ -16,15 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from docker.utils.build import tar
 
+from deploy.chart import RUN_AS, VALUES_YAML
 from exporter.web import DEFAULT_PORT
 from tests.helpers import FIXTURES, ROOT, answers, free_port, http_get, value, wait_until
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 UNIT = ROOT / "deploy" / "systemd" / "kubev-node-exporter.service"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's 3.11: a stand-in for the slim base image
-NOBODY = 65534
 
 
 def dockerfile_run(marker: str) -> list[list[str]]:
@@ -67,7 +68,8 @@ def host_root() -> Iterator[Path]:
 
 def test_dockerfile_facts() -> None:
     assert f"EXPOSE {DEFAULT_PORT}" in DOCKERFILE
-    assert re.search(rf"^USER {NOBODY}:{NOBODY}$", DOCKERFILE, re.M)
+    # the image's user is the chart's (a uid of its own, not root, not nobody)
+    assert re.search(rf"^USER {RUN_AS}:{RUN_AS}$", DOCKERFILE, re.M)
     assert "HEALTHCHECK" in DOCKERFILE and "/-/healthy" in DOCKERFILE
     assert DOCKERFILE.count("FROM ") == 3  # build, venv, runtime
     assert "org.opencontainers.image.version" in DOCKERFILE
@@ -119,7 +121,7 @@ def test_installed_console_script_runs_unprivileged(host_root: Path) -> None:
         "--no-collector.ovn",
     ]
     proc = subprocess.Popen(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd],
+        ["setpriv", f"--reuid={RUN_AS}", f"--regid={RUN_AS}", "--clear-groups", *cmd],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -133,14 +135,14 @@ def test_installed_console_script_runs_unprivileged(host_root: Path) -> None:
 
         wait_until(ready, "the installed exporter ready")
         uid = re.search(r"^Uid:\s+(\d+)", Path(f"/proc/{proc.pid}/status").read_text(), re.M)
-        assert uid and int(uid.group(1)) == NOBODY
+        assert uid and int(uid.group(1)) == RUN_AS
         text = http_get(f"http://127.0.0.1:{port}/metrics").text
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert value(text, "kubev_cpu_logical_cores") == 32
     assert value(text, "kubev_kvm_device_present") == 1
-    assert value(text, "kubev_kvm_usable") == 0  # nobody may not open root's 0600 /dev/kvm
+    assert value(text, "kubev_kvm_usable") == 0  # its user may not open root's 0600 /dev/kvm
     assert "Permission denied" in err
     assert proc.returncode == 0
 
@@ -167,6 +169,15 @@ def test_systemd_unit_verifies(host_root: Path) -> None:
     ).stdout
     exposure = re.search(r"Overall exposure level for \S+: ([\d.]+)", security)
     assert exposure and float(exposure.group(1)) <= 2.5, security[-500:]
+
+
+def test_the_units_memory_limit_is_the_pods() -> None:
+    """One measured limit (docs/performance.md) for both ways to run the exporter."""
+    (line,) = [x for x in UNIT.read_text().splitlines() if x.startswith("MemoryMax=")]
+    unit = re.fullmatch(r"MemoryMax=(\d+)M", line)
+    values = yaml.safe_load(VALUES_YAML)
+    pod = re.fullmatch(r"(\d+)Mi", values["resources"]["limits"]["memory"])
+    assert unit and pod and int(unit[1]) == int(pod[1])  # systemd's M is 1024-based
 
 
 def test_a_typo_in_the_unit_is_caught(tmp_path: Path) -> None:

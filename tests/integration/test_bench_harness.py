@@ -50,6 +50,15 @@ def quick_bench(name: str, out: Path) -> None:
 
 
 @pytest.mark.slow
+def test_quick_memory_bench_runs(tmp_path: Path) -> None:
+    out = tmp_path / "memory.json"
+    quick_bench("memory", out)
+    rows = json.loads(out.read_text())
+    assert len(rows) == 5
+    assert all(r["peak_mib"] >= r["ready_mib"] > 0 for r in rows)
+
+
+@pytest.mark.slow
 def test_quick_ports_bench_runs(tmp_path: Path) -> None:
     out = tmp_path / "ports.json"
     quick_bench("ports", out)

@@ -103,7 +103,12 @@ def test_permission_denied(node_tree: NodeTree, tmp_path: Path) -> None:
     assert value(text, "kubev_check_success", check="kvm") == 1
     assert value(text, "kubev_check_success", check="disk") == 0
     assert value(text, "kubev_check_success", check="compute") == 1
-    assert f"cannot open {tree}/dev/kvm: Permission denied" in exporter.stderr
+    # present, refused for permission only: the KVM requirement is unknown, not failed
+    assert value(text, "kubev_requirement_met", requirement="kvm", level="minimum") is None
+    assert (
+        f"{tree}/dev/kvm is present; this process may not open it (Permission denied)"
+        in exporter.stderr
+    )
     assert f'err="{tree}/proc/diskstats: permission denied"' in exporter.stderr
 
 

@@ -50,14 +50,62 @@ def test_the_committed_files_are_current() -> None:
     [
         "dashboards/retired.json",
         "deploy/kubernetes/overlays/old/daemonset.yaml",
+        "deploy/helm/kubev-node-exporter/files/dashboards/retired.json",
         "docs/runbooks/KubevRetiredAlert.md",
     ],
 )
+@pytest.mark.slow  # each check renders the chart's variants (several seconds)
 def test_an_orphan_is_stale(relative: str) -> None:
     with stray(relative):
         done = generate("check")
         assert done.returncode == 1
         assert relative in done.stderr
+
+
+@contextlib.contextmanager
+def edited(relative: str, old: str, new: str) -> Iterator[None]:
+    path = ROOT / relative
+    text = path.read_text()
+    assert old in text, relative
+    path.write_text(text.replace(old, new, 1))
+    try:
+        yield
+    finally:
+        path.write_text(text)
+
+
+@pytest.mark.parametrize(
+    ("relative", "old", "new", "stale"),
+    [
+        # a generated file edited by hand
+        (
+            "deploy/helm/kubev-node-exporter/values.yaml",
+            "clusterDomain: cluster.local",
+            "clusterDomain: example.org",
+            ["deploy/helm/kubev-node-exporter/values.yaml"],
+        ),
+        (
+            "deploy/kubernetes/base/configmap-config.yaml",
+            "svc.cluster.local",
+            "svc.example.org",
+            ["deploy/kubernetes/base/configmap-config.yaml"],
+        ),
+        # a template changed: the kustomize manifests rendered from it are stale
+        (
+            "deploy/helm/kubev-node-exporter/templates/service.yaml",
+            "publishNotReadyAddresses: true",
+            "publishNotReadyAddresses: false",
+            ["deploy/kubernetes/base/service.yaml"],
+        ),
+    ],
+)
+@pytest.mark.slow
+def test_an_edit_is_stale(relative: str, old: str, new: str, stale: list[str]) -> None:
+    with edited(relative, old, new):
+        done = generate("check")
+    assert done.returncode == 1
+    for path in stale:
+        assert path in done.stderr
 
 
 def test_a_bad_mode_is_a_usage_error() -> None:
