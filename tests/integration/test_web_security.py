@@ -274,12 +274,17 @@ def rss_kib(pid: int) -> int:
 
 
 def test_flood(tmp_path: Path) -> None:
-    """500 concurrent scrapes beside 1,000 malformed or slow requests: no scrape fails."""
+    """500 concurrent scrapes beside 1,000 malformed or slow requests: no scrape fails.
+    All of them come from 127.0.0.1, one client: the connection limits are raised here
+    (this test is about requests; tests/integration/test_web_attacks.py tests the
+    connection limits at their defaults)."""
     with running(
         [
             *fixture_args(node_tree("compliant", tmp_path)),
             *ONLY_COMPUTE,
             "--web.read-header-timeout=2s",
+            "--web.max-connections=2048",
+            "--web.max-connections-per-client=2048",
         ]
     ) as exporter:
         exporter.metrics()
