@@ -162,16 +162,10 @@ def flush() -> None:
     if _quieter is None:
         return
     for (logger, message, exc), dropped in _quieter.flush():
+        fields = {"source": logger, "about": shorten(message, 200), "exc": exc}
         logging.getLogger("exporter").warning(
-            "log records dropped by the rate limit",
-            extra={
-                "kv": {
-                    "of": logger,
-                    "msg_of": shorten(message, 200),
-                    "exc": exc,
-                    "suppressed": dropped,
-                }
-            },
+            "log lines dropped by the rate limit",
+            extra={"kv": {**fields, "suppressed": dropped}},
         )
 
 

@@ -4,12 +4,14 @@ Loopback only."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import os
 import re
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ import bcrypt
 import pytest
 
 from tests.helpers import ROOT, Exporter, fixture_args, node_tree, running
+from tests.pki import make_pki
 
 ONLY_COMPUTE = [
     "--no-collector.kvm",
@@ -32,71 +35,29 @@ ONLY_COMPUTE = [
 ]
 
 
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, by openssl."""
-    d = tmp_path_factory.mktemp("pki")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    openssl(
-        "req",
-        "-x509",
-        *ec,
-        "-keyout",
-        str(d / "ca.key"),
-        "-out",
-        str(d / "ca.crt"),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=kubev-test-ca",
-    )
-    for name, ext in (
-        ("server", "subjectAltName=IP:127.0.0.1"),
-        ("client", "extendedKeyUsage=clientAuth"),
-    ):
-        openssl(
-            "req",
-            *ec,
-            "-keyout",
-            str(d / f"{name}.key"),
-            "-out",
-            str(d / f"{name}.csr"),
-            "-subj",
-            f"/CN={name}",
-        )
-        (d / f"{name}.ext").write_text(ext + "\n")
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(d / f"{name}.csr"),
-            "-CA",
-            str(d / "ca.crt"),
-            "-CAkey",
-            str(d / "ca.key"),
-            "-CAcreateserial",
-            "-out",
-            str(d / f"{name}.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            str(d / f"{name}.ext"),
-        )
-    yield d
+    """Two CAs, a server certificate for 127.0.0.1 and client certificates, by openssl."""
+    yield make_pki(tmp_path_factory.mktemp("pki"))
 
 
-def web_config(path: Path, pki: Path, password: str | None, client_auth: str | None = None) -> Path:
+def web_config(
+    path: Path,
+    pki: Path,
+    password: str | None,
+    client_auth: str | None = None,
+    client_ca: str = "ca",
+) -> Path:
     lines = [
         "tls_server_config:",
         f"  cert_file: {pki / 'server.crt'}",
         f"  key_file: {pki / 'server.key'}",
     ]
     if client_auth:
-        lines += [f"  client_auth_type: {client_auth}", f"  client_ca_file: {pki / 'ca.crt'}"]
+        lines += [
+            f"  client_auth_type: {client_auth}",
+            f"  client_ca_file: {pki / (client_ca + '.crt')}",
+        ]
     if password:
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
         lines += ["basic_auth_users:", f"  prometheus: '{hashed}'"]
@@ -109,12 +70,13 @@ def https_get(
     pki: Path,
     user: str | None = None,
     password: str | None = None,
-    client_cert: bool = False,
+    client_cert: bool | str = False,
     path: str = "/metrics",
 ) -> tuple[int, dict[str, str]]:
     context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     if client_cert:
-        context.load_cert_chain(pki / "client.crt", pki / "client.key")
+        name = client_cert if isinstance(client_cert, str) else "client"
+        context.load_cert_chain(pki / f"{name}.crt", pki / f"{name}.key")
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
     headers = {}
     if user is not None:
@@ -197,6 +159,91 @@ def test_sighup_reloads_without_dropping_the_listener(tmp_path: Path, pki: Path)
         log = exporter.stop()
     assert 'msg="web config reloaded"' in log
     assert 'msg="web config not reloaded"' in log
+
+
+def test_a_removed_client_ca_is_trusted_no_more_after_sighup(tmp_path: Path, pki: Path) -> None:
+    """Rotating client_ca_file: a certificate from the CA that was removed is refused."""
+    config = web_config(tmp_path / "web.yml", pki, None, "RequireAndVerifyClientCert", "ca")
+    exporter = start([f"--web.config.file={config}"], node_tree("undersized", tmp_path))
+    try:
+        assert https_get(exporter.port, pki, client_cert="client")[0] == 200
+        web_config(config, pki, None, "RequireAndVerifyClientCert", "ca2")
+        exporter.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while True:  # until the new CA's client is let in: the reload is done
+            with contextlib.suppress(ssl.SSLError, ConnectionResetError, OSError):
+                if https_get(exporter.port, pki, client_cert="client2")[0] == 200:
+                    break
+            assert time.monotonic() < deadline, "the new CA's client certificate never accepted"
+            time.sleep(0.1)
+        with pytest.raises((ssl.SSLError, ConnectionResetError, http.client.RemoteDisconnected)):
+            https_get(exporter.port, pki, client_cert="client")  # the removed CA's
+    finally:
+        exporter.stop()
+    assert exporter.proc.returncode == 0
+
+
+def test_probes_answer_without_basic_auth(tmp_path: Path, pki: Path) -> None:
+    """The kubelet's probes carry no password: /-/healthy and /-/ready answer without one
+    (over TLS still); everything else asks for it."""
+    config = web_config(tmp_path / "web.yml", pki, "right")
+    exporter = start([f"--web.config.file={config}"], node_tree("undersized", tmp_path))
+    try:
+        assert https_get(exporter.port, pki, path="/-/healthy")[0] == 200
+        deadline = time.monotonic() + 30
+        while https_get(exporter.port, pki, path="/-/ready")[0] != 200:
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.1)
+        for path in ("/metrics", "/", "/-/healthy/../metrics", "/-/healthy/"):
+            assert https_get(exporter.port, pki, path=path)[0] in (401, 404), path
+        assert https_get(exporter.port, pki, path="/")[0] == 401
+    finally:
+        exporter.stop()
+
+
+def test_a_password_longer_than_bcrypt_reads_is_401(tmp_path: Path, pki: Path) -> None:
+    long = "p" * 100  # bcrypt reads 72 bytes; bcrypt 5 raises beyond
+    config = web_config(tmp_path / "web.yml", pki, "right")
+    exporter = start([f"--web.config.file={config}"], node_tree("undersized", tmp_path))
+    try:
+        assert https_get(exporter.port, pki, "prometheus", long)[0] == 401
+        assert https_get(exporter.port, pki, "nobody", long)[0] == 401
+        assert https_get(exporter.port, pki, "prometheus", "right")[0] == 200
+    finally:
+        log = exporter.stop()
+    assert "Traceback" not in log and "level=error" not in log
+
+
+def basic_auth_config(path: Path, password: str, rounds: int) -> Path:
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
+    path.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    return path
+
+
+def test_timing_does_not_tell_which_users_exist(tmp_path: Path) -> None:
+    """A wrong password for the known user and any password for an unknown user take as
+    long (both cost a bcrypt): medians within a factor of two of each other."""
+    config = basic_auth_config(tmp_path / "web.yml", "right", rounds=10)
+    exporter = start([f"--web.config.file={config}"], node_tree("undersized", tmp_path))
+    conn = http.client.HTTPConnection("127.0.0.1", exporter.port, timeout=10)
+    took: dict[str, list[float]] = {"prometheus": [], "nobody": []}
+    try:
+        for _ in range(15):
+            for user in took:  # interleaved: load on the machine hits both alike
+                token = b64encode(f"{user}:wrong".encode()).decode()
+                started = time.perf_counter()
+                conn.request("GET", "/metrics", headers={"Authorization": f"Basic {token}"})
+                response = conn.getresponse()
+                response.read()
+                took[user].append(time.perf_counter() - started)
+                assert response.status == 401
+    finally:
+        conn.close()
+        exporter.stop()
+    known, unknown = (statistics.median(took[user]) for user in ("prometheus", "nobody"))
+    assert 0.5 < unknown / known < 2, (
+        f"median known {known * 1000:.1f} ms, unknown {unknown * 1000:.1f} ms"
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,7 @@ import yaml
 from exporter import yamlload
 from exporter.config import load
 from exporter.settings import ConfigError
-
-
-def laughs(levels: int, width: int = 9) -> str:
-    """The "billion laughs": each level's list holds `width` aliases of the one before."""
-    lines = ['l0: &l0 "lol"']
-    for i in range(1, levels + 1):
-        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]")
-    return "\n".join(lines) + "\n"
+from tests.hostile import laughs
 
 
 def test_ordinary_aliases_still_load() -> None:
