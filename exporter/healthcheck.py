@@ -12,8 +12,9 @@ It finds the exporter where `serve` listens, with the same settings:
 4. else serve's defaults (:19100, plain HTTP).
 With tls_server_config in the web config it speaks TLS without verifying the certificate
 (it checks liveness on this host, not identity, as the kubelet's HTTPS probes do). When
-the server requires a client certificate, which this command does not have, a handshake
-that the server refuses for that reason counts as alive: the server answered.
+the server requires a client certificate, which this command does not have, a completed
+TLS handshake counts as alive: the server answered the ClientHello with its whole side of
+the handshake, signed with its key, before it refused the client.
 /-/healthy needs no basic auth (exporter/web/security.py).
 
 Standard library and PyYAML only, so that a probe every few seconds costs ~20 MB for a
@@ -36,8 +37,6 @@ LISTEN_ENV = "KUBEV_WEB_LISTEN_ADDRESS"
 WEB_CONFIG_ENV = "KUBEV_WEB_CONFIG_FILE"
 TIMEOUT = 4.0
 FLAGS = ("--web.listen-address", "--web.config.file")
-#: how a server that wants a client certificate refuses a handshake without one
-CERT_REFUSALS = ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_HANDSHAKE_FAILURE")
 
 
 def _flags(argv: Sequence[str]) -> dict[str, str]:
@@ -100,6 +99,7 @@ def tls_of(config_file: str | None) -> dict[str, object] | None:
 
 def probe(host: str, port: int, tls: dict[str, object] | None) -> str | None:
     """None if healthy, else why not."""
+    wants_cert = str(tls.get("client_auth_type", "")).startswith("Require") if tls else False
     if tls is None:
         conn: http.client.HTTPConnection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
     else:
@@ -107,17 +107,19 @@ def probe(host: str, port: int, tls: dict[str, object] | None) -> str | None:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         conn = http.client.HTTPSConnection(host, port, timeout=TIMEOUT, context=context)
+    handshake_done = False
     try:
+        conn.connect()
+        handshake_done = True
         conn.request("GET", "/-/healthy")
         response = conn.getresponse()
         response.read(1024)
         return None if response.status == 200 else f"/-/healthy answered {response.status}"
-    except ssl.SSLError as e:
-        wants_cert = str(tls.get("client_auth_type", "")).startswith("Require") if tls else False
-        if wants_cert and e.reason in CERT_REFUSALS:
-            return None  # the server answered: it requires a client certificate
-        return f"TLS: {e}"
-    except OSError as e:
+    except OSError as e:  # ssl.SSLError included
+        if wants_cert and handshake_done:
+            # TLS 1.3: the server finished its side of the handshake (it answered, with
+            # its key), then refused this client for having no certificate
+            return None
         return f"{host}:{port}: {e.strerror or e}"
     finally:
         conn.close()

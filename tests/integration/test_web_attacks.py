@@ -235,7 +235,7 @@ def test_log_volume_of_5000_malformed_requests(tmp_path: Path, level: str) -> No
             f"--log.level={level}",
         ]
     ) as exporter:
-        asyncio.run(send_bad_requests(exporter.port, 5000))
+        asyncio.run(asyncio.wait_for(send_bad_requests(exporter.port, 5000), 120))
         assert exporter.get("/metrics").status == 200
     bad = [line for line in exporter.stderr.splitlines() if 'msg="bad request"' in line]
     dropped = [line for line in exporter.stderr.splitlines() if "dropped by the rate" in line]
