@@ -2,26 +2,28 @@
 else that can reach the port (with hostNetwork: anyone who can reach the node) must not be
 able to take the scrapes away or grow the exporter past its memory limit.
 
-- Admission at accept (`Connections`): a connection counts from the moment the kernel
-  hands it over, before any TLS handshake. One client address (an IPv6 client: its /64)
-  holds at most `max_connections_per_client`; all together at most `max_connections`.
-  When that is full, a newcomer whose address holds fewer connections than the biggest
-  holder's (minus one) takes the place of that holder's oldest connection, so one client
-  (or a few) cannot fill the table and lock Prometheus out.
-- Deadlines (`GuardedHandler`, `GuardedTLS`): a TLS handshake within `handshake_timeout`;
-  a request head within `read_header_timeout` of connecting or of the previous response
-  (slow-loris), an idle keep-alive connection for at most `idle_timeout`; and a response
-  whose peer stops reading (the write buffer stays above its high-water mark) for
-  `write_timeout` is given up. Every deadline *aborts* the connection (a reset): a
-  graceful close() would wait for the unsent data that the peer never reads.
+- Admission at accept (`Gate`, `Connections`): a connection counts from the moment the
+  kernel hands it over, before any TLS handshake; a refused one is aborted before anything
+  is allocated for it. One client address (an IPv6 client: its /64) holds at most
+  `max_connections_per_client`; all together at most `max_connections`. When that is
+  full, a newcomer takes the place of a connection of the client that holds the most, if
+  that client holds more than the newcomer's does: one client (or a few) cannot fill the
+  table and lock Prometheus out.
+- Deadlines (`Gate`, `GuardedHandler`, `GuardedTLS`): a TLS client's first bytes, then
+  its handshake, each within `handshake_timeout`; a request head within
+  `read_header_timeout` of connecting or of the previous response (slow-loris), an idle
+  keep-alive connection for at most `idle_timeout`; and a response whose peer stops
+  reading (the write buffer stays above its high-water mark) for `write_timeout` is given
+  up. Every deadline *aborts* the connection (a reset): a graceful close() would wait for
+  the unsent data that the peer never reads.
 - Requests (`Guard.slots`): at most `max_requests` handled at once; more wait up to
   `queue_seconds`, then get 503. Authentication runs before this (exporter/web/security.py
   bounds its own cost), so bad passwords never hold a request slot.
 
-Memory (measured, docs/security.md): a connection costs ~10 KiB before it sends anything
-and ~16 KiB + one response while a response waits for a peer that does not read, with
-TLS ~30 KiB during the handshake (the read buffer is 16 KiB, not asyncio's 256 KiB);
-the defaults keep the worst case well inside the pod's 128 MiB.
+Memory (measured, docs/security.md): an idle connection ~5 KiB, a silent TLS client ~2
+KiB (its TLS state is made when it first sends), a TLS client in its handshake ~65 KiB, a
+client that does not read ~16 KiB + its response; the defaults keep the worst case well
+inside the pod's 128 MiB.
 """
 
 from __future__ import annotations
@@ -273,7 +275,7 @@ class Gate(asyncio.Protocol):
     once, having allocated nothing but this object) and hands the transport to the
     protocol that serves it. Under TLS it waits for the client's first bytes (at most
     `handshake_timeout`) before it makes the TLS state: a client that connects and says
-    nothing costs ~5 KiB, not the ~65 KiB of an OpenSSL connection and its buffers."""
+    nothing costs ~2 KiB, not the ~65 KiB of an OpenSSL connection and its buffers."""
 
     __slots__ = ("_guard", "_make", "_ticket", "_timer", "_transport")
 
@@ -305,10 +307,14 @@ class Gate(asyncio.Protocol):
             self._timer.cancel()
         transport, ticket = self._transport, self._ticket
         self._transport = self._ticket = None  # from now on the TLS protocol owns them
-        protocol = self._hand_over(transport, ticket)
-        buffer = cast(GuardedTLS, protocol).get_buffer(len(data))
-        buffer[: len(data)] = data
-        cast(GuardedTLS, protocol).buffer_updated(len(data))
+        tls = cast(GuardedTLS, self._hand_over(transport, ticket))
+        rest = memoryview(data)
+        while rest:  # through the TLS protocol's own buffer, at most 16 KiB at a time
+            buffer = tls.get_buffer(len(rest))
+            size = min(len(buffer), len(rest))
+            buffer[:size] = rest[:size]
+            tls.buffer_updated(size)
+            rest = rest[size:]
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._timer is not None:

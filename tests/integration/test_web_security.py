@@ -183,6 +183,23 @@ def test_a_removed_client_ca_is_trusted_no_more_after_sighup(tmp_path: Path, pki
     assert exporter.proc.returncode == 0
 
 
+def test_a_first_burst_larger_than_the_tls_read_buffer(tmp_path: Path, pki: Path) -> None:
+    """40 KB of garbage before any handshake: the connection is dropped, nothing is logged
+    as an error, TLS goes on."""
+    config = web_config(tmp_path / "web.yml", pki, None)
+    exporter = start([f"--web.config.file={config}"], node_tree("undersized", tmp_path))
+    try:
+        with socket.create_connection(("127.0.0.1", exporter.port), timeout=10) as raw:
+            raw.sendall(os.urandom(40_000))
+            with contextlib.suppress(ConnectionResetError):
+                while raw.recv(4096):  # perhaps an alert, then closed by the server
+                    pass
+        assert https_get(exporter.port, pki)[0] == 200
+    finally:
+        log = exporter.stop()
+    assert "level=error" not in log, log
+
+
 def test_probes_answer_without_basic_auth(tmp_path: Path, pki: Path) -> None:
     """The kubelet's probes carry no password: /-/healthy and /-/ready answer without one
     (over TLS still); everything else asks for it."""
