@@ -6,9 +6,10 @@ Whoever can reach the port can make the server log, so what a client can cause i
 small (the `Quieter` filter on the one handler):
 - a client's malformed request (aiohttp logs it at error level, with a traceback) is a
   debug-level one-liner: `bad request` with the peer and the parser's complaint;
-- client errors and every error-level record are rate-limited per kind (logger, message
-  template, exception type): at most BURST in WINDOW seconds, then the next one that gets
-  through says how many were dropped (`suppressed=N`), and so does shutdown (`flush()`);
+- client errors, every error-level record and whatever the libraries log (asyncio,
+  aiohttp) are rate-limited per kind (logger, message template, exception type): at most
+  BURST in WINDOW seconds, then the next one that gets through says how many were dropped
+  (`suppressed=N`), and so does shutdown (`flush()`);
 - no field is longer than MAX_FIELD characters.
 Event-loop errors (e.g. accept() failing with EMFILE, which asyncio reports once per
 pending connection) go through `loop_exception_handler`: one line each, no traceback for
@@ -108,7 +109,8 @@ class Quieter(logging.Filter):
             record.kv = {"peer": peer, "err": shorten(str(reason), 200)}
         if record.levelno < self.level:
             return False
-        if exc is None and record.levelno < logging.ERROR:
+        own = record.name == "exporter" or record.name.startswith("exporter.")
+        if own and exc is None and record.levelno < logging.ERROR:
             return True  # the exporter's own info and warnings: not limited
         kind = (record.name, str(record.msg), type(exc).__name__ if exc else _exc_name(record))
         now = self.clock()
