@@ -22,10 +22,10 @@ name is small. `ways()` bounds that number, conservatively:
 - a backreference or a conditional group: refused (matching them is NP-hard in general,
   and names never need them).
 
-A trailing repeat (nothing after it can fail) adds nothing. `.*foo.*bar.*` is 64 x 64 =
-4,096 ways, `\\d*\\d*x` 64, `(a|a)*`, `(a+)+` and `\\d*\\d*\\d*\\d*x` are beyond MAX_WAYS.
-Measured on this design's worst accepted patterns (bench in the tests): a search over a
-64-character name stays in milliseconds.
+A trailing repeat (nothing after it can fail) adds nothing. `.*foo.*bar.*` is 65 x 65 =
+4,225 ways (counts 0 to 64, twice), `\\d*\\d*x` 65; `(a|a)*`, `(a+)+`, `(ab|a)*c` and
+`\\d*\\d*\\d*\\d*x` are beyond MAX_WAYS. Measured: the worst accepted patterns (e.g.
+`(a|a){12}b`) search a 64-character name in ~10 ms on a busy 2-core machine.
 """
 
 from __future__ import annotations
