@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import resource
 import signal
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter import __version__, config, gctune, logs, process
+from exporter import __version__, config, gctune, healthcheck, logs, process
 from exporter.checks import CHECKS, Check
 from exporter.checks.peerlist import parse_peer_list
 from exporter.checks.peers import one_shot
@@ -33,10 +34,11 @@ from exporter.settings import ConfigError, parse_duration
 from exporter.spec import Profile, Role
 from exporter.web import DEFAULT_PORT
 from exporter.web.guard import Guard, Limits
+from exporter.web.listener import GuardedSite
 from exporter.web.security import WebSecurity
 from exporter.web.server import RESERVED_PATHS, make_app
 
-COMMANDS = ("serve", "check", "fleet")
+COMMANDS = ("serve", "check", "fleet", "healthcheck")
 
 log = logging.getLogger("exporter")
 
@@ -107,14 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
         dest="listen",
         action="append",
         metavar="ADDR",
-        help=f"address to listen on, repeatable (default: :{DEFAULT_PORT})",
+        help=f"address to listen on, repeatable (default: ${healthcheck.LISTEN_ENV}, "
+        f"else :{DEFAULT_PORT})",
     )
     serve.add_argument(
         "--web.config.file",
         dest="web_config",
         type=Path,
         metavar="FILE",
-        help="TLS and basic auth, exporter-toolkit format; re-read on SIGHUP",
+        help="TLS and basic auth, exporter-toolkit format; re-read on SIGHUP "
+        f"(default: ${healthcheck.WEB_CONFIG_ENV})",
     )
     serve.add_argument(
         "--web.max-requests",
@@ -123,6 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=Limits.max_requests,
         metavar="N",
         help=f"requests handled at once; more wait, then get 503 (default: {Limits.max_requests})",
+    )
+    serve.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=int,
+        default=Limits.max_connections,
+        metavar="N",
+        help="open connections at once, counted from accept; when full, the busiest client "
+        f"gives way to a newcomer (default: {Limits.max_connections})",
+    )
+    serve.add_argument(
+        "--web.max-connections-per-client",
+        dest="max_connections_per_client",
+        type=int,
+        default=Limits.max_connections_per_client,
+        metavar="N",
+        help="open connections from one client address, IPv6: one /64 "
+        f"(default: {Limits.max_connections_per_client})",
     )
     serve.add_argument(
         "--web.read-header-timeout",
@@ -137,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="/metrics",
         metavar="PATH",
         help="path under which to expose metrics",
+    )
+    sub.add_parser(
+        "healthcheck",
+        help="exit 0 if the exporter serving on this host answers /-/healthy (the image's "
+        "HEALTHCHECK); takes serve's --web.listen-address and --web.config.file",
+        add_help=False,
     )
     check = sub.add_parser(
         "check",
@@ -184,12 +212,15 @@ def parse_listen_address(text: str) -> tuple[str | None, int]:
     return (host or None), int(port_text)
 
 
-def raise_fd_limit() -> None:
-    """Every connection is a file descriptor: allow as many as the hard limit does."""
+def raise_fd_limit() -> int:
+    """Every connection is a file descriptor: allow as many as the hard limit does.
+    Returns the limit in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 def check_telemetry_path(path: str) -> None:
@@ -245,32 +276,44 @@ async def serve(
     addresses: list[tuple[str | None, int]],
     security: WebSecurity,
 ) -> int:
+    loop = asyncio.get_running_loop()
+    # the loop's own errors (accept() failing, a task's lost exception) as one-liners
+    loop.set_exception_handler(logs.loop_exception_handler)
     runtime = Runtime(cfg, build_checks(cfg, paths))
-    limits = Limits(max_requests=args.max_requests, read_header_timeout=args.read_header_timeout)
-    raise_fd_limit()
+    limits = Limits(
+        max_requests=args.max_requests,
+        read_header_timeout=args.read_header_timeout,
+        max_connections=args.max_connections,
+        max_connections_per_client=args.max_connections_per_client,
+    ).within_fd_limit(raise_fd_limit())
+    if limits.max_connections < args.max_connections:
+        log.warning(
+            "connection limit lowered to fit the file descriptor limit",
+            extra={"kv": {"max_connections": limits.max_connections}},
+        )
     guard = Guard(limits)
     lag = LoopLag()
     app = make_app(
         runtime,
         args.telemetry_path,
-        [guard.middleware, security.middleware],
+        # deadlines outermost; authentication before a request takes a request slot
+        [guard.deadlines, security.middleware, guard.slots],
         extra=lambda: [*lag.samples(), *process.samples()],
     )
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log=None,
-        keepalive_timeout=limits.idle_timeout,
+    handler_args: dict[str, Any] = {
+        "access_log": None,
+        "keepalive_timeout": limits.idle_timeout,
         **limits.handler_args(),
-    )
+    }
+    runner = web.AppRunner(app, handle_signals=False, **handler_args)
     await runner.setup()
     assert runner.server is not None
-    guard.attach(runner.server)
+    # the listener asks for the current SSL context at every accept (a reload swaps it)
+    factory = guard.protocol_factory(runner.server, handler_args, lambda: security.ssl_context)
+    scheme = "https" if security.ssl_context is not None else "http"
     try:
         for host, port in addresses:
-            await web.TCPSite(
-                runner, host, port, backlog=1024, ssl_context=security.ssl_context
-            ).start()
+            await GuardedSite(runner, host, port, factory, scheme).start()
     except OSError as e:
         log.error("cannot listen", extra={"kv": {"err": e.strerror or str(e)}})
         await runner.cleanup()
@@ -279,10 +322,11 @@ async def serve(
     sys.setswitchinterval(0.001)
     gctune.tune(runtime)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, security.reload)
+    # the file is read in a thread: the loop serves on, whatever the file holds
+    loop.add_signal_handler(signal.SIGHUP, security.reload_in_background, loop)
+
     runtime.start()
     lag_task = asyncio.create_task(lag.run(), name="loop-lag")
     log.info(
@@ -304,11 +348,16 @@ async def serve(
     lag_task.cancel()
     await runtime.stop()
     await runner.cleanup()
+    guard.connections.abort_all()
+    security.close()
+    logs.flush()
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["healthcheck"]:
+        return healthcheck.main(argv[1:])
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "serve")
     parser = build_parser()
@@ -327,10 +376,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = Paths(args.path_procfs, args.path_sysfs, args.path_rootfs, args.path_dev)
         if args.command == "check":
             return command.run(cfg, build_checks(cfg, paths), args.output)
-        addresses = [parse_listen_address(a) for a in args.listen or [f":{DEFAULT_PORT}"]]
+        listen = args.listen or [os.environ.get(healthcheck.LISTEN_ENV) or f":{DEFAULT_PORT}"]
+        addresses = [parse_listen_address(a) for a in listen]
         check_telemetry_path(args.telemetry_path)
-        if args.max_requests < 1:
-            raise UsageError(f"--web.max-requests: must be at least 1, got {args.max_requests}")
+        for flag, number in (
+            ("--web.max-requests", args.max_requests),
+            ("--web.max-connections", args.max_connections),
+            ("--web.max-connections-per-client", args.max_connections_per_client),
+        ):
+            if number < 1:
+                raise UsageError(f"{flag}: must be at least 1, got {number}")
+        if args.max_connections_per_client > args.max_connections:
+            raise UsageError(
+                "--web.max-connections-per-client: must not exceed --web.max-connections "
+                f"({args.max_connections}), got {args.max_connections_per_client}"
+            )
+        if args.web_config is None and os.environ.get(healthcheck.WEB_CONFIG_ENV):
+            args.web_config = Path(os.environ[healthcheck.WEB_CONFIG_ENV])
         args.read_header_timeout = parse_duration(
             args.read_header_timeout, "--web.read-header-timeout"
         )

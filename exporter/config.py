@@ -30,6 +30,7 @@ from exporter.settings import (
     parse_section,
     parse_str,
     setting,
+    shown,
 )
 from exporter.spec import Profile, Role
 
@@ -45,7 +46,7 @@ DEFAULT_RUNBOOK_URL = (
 def _runbook_template(value: object, where: str) -> str:
     text = parse_str(value, where)
     if "{alert}" not in text or text.replace("{alert}", "").count("{") > 0:
-        raise ConfigError(f"{where}: must contain {{alert}} and no other braces, got {text!r}")
+        raise ConfigError(f"{where}: must contain {{alert}} and no other braces, got {shown(text)}")
     return text
 
 
@@ -125,13 +126,9 @@ def from_mapping(data: object, source: str = "config") -> Config:
 
 def load(path: Path) -> Config:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    try:
-        data = yamlload.safe_load(text)
+        data = yamlload.load_file(path)  # bounded in size, depth and alias expansion
+    except yamlload.FileError as e:
+        raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: {yamlload.describe(e)}") from None
     try:

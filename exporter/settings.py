@@ -12,10 +12,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import reprlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any, TypeVar
+
+from exporter import regexcost
 
 T = TypeVar("T")
 Parser = Callable[[object, str], Any]
@@ -28,6 +31,17 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 class ConfigError(Exception):
     """A configuration value is wrong; the message names where and why."""
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 2, 60, 60
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 4
+
+
+def shown(value: object) -> str:
+    """A value quoted in an error message: its repr, cut short. A config value can be a
+    long string or a big (even alias-shared) structure; its whole repr is never built."""
+    return _SHOWN.repr(value)
 
 
 # --- declaring fields -------------------------------------------------------------------
@@ -120,15 +134,15 @@ def parse_duration(value: object, where: str) -> float:
     """Prometheus-style durations (500ms, 15s, 1m30s) or plain seconds; must be > 0."""
     seconds: float
     if isinstance(value, bool):
-        raise ConfigError(f"{where}: must be a duration such as 15s or 500ms, got {value!r}")
+        raise ConfigError(f"{where}: must be a duration such as 15s or 500ms, got {shown(value)}")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and _DURATION.match(value.strip()):
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value.strip()))
     else:
-        raise ConfigError(f"{where}: must be a duration such as 15s or 500ms, got {value!r}")
+        raise ConfigError(f"{where}: must be a duration such as 15s or 500ms, got {shown(value)}")
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(f"{where}: must be greater than zero, got {value!r}")
+        raise ConfigError(f"{where}: must be greater than zero, got {shown(value)}")
     return seconds
 
 
@@ -144,7 +158,7 @@ def show_duration(seconds: float) -> str:
 
 def parse_bool(value: object, where: str) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"{where}: must be true or false, got {value!r}")
+        raise ConfigError(f"{where}: must be true or false, got {shown(value)}")
     return value
 
 
@@ -156,23 +170,31 @@ def parse_str(value: object, where: str) -> str:
 
 def parse_positive_int(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{where}: must be a whole number of at least 1, got {value!r}")
+        raise ConfigError(f"{where}: must be a whole number of at least 1, got {shown(value)}")
     return value
 
 
 def parse_regex(value: object, where: str) -> str:
+    """A regular expression that filters names; refused if it could backtrack for long on
+    a name (exporter/regexcost.py says how that is bounded)."""
     text = parse_str(value, where)
+    if len(text) > regexcost.MAX_PATTERN:
+        raise ConfigError(f"{where}: longer than {regexcost.MAX_PATTERN} characters")
     try:
         re.compile(text)
     except re.error as e:
         raise ConfigError(f"{where}: not a valid regular expression: {e}") from None
+    try:
+        regexcost.check(text)
+    except regexcost.PatternTooCostly as e:
+        raise ConfigError(f"{where}: {shown(text)} {e}") from None
     return text
 
 
 def choice(choices: tuple[str, ...]) -> Parser:
     def parse(value: object, where: str) -> str:
         if value not in choices:
-            raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
+            raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {shown(value)}")
         return str(value)
 
     return parse
@@ -185,7 +207,7 @@ def parse_node_address(value: object, where: str) -> str:
     try:
         ipaddress.ip_address(text)
     except ValueError:
-        raise ConfigError(f"{where}: must be auto or an IP address, got {text!r}") from None
+        raise ConfigError(f"{where}: must be auto or an IP address, got {shown(text)}") from None
     return text
 
 
@@ -195,7 +217,7 @@ def parse_abs_paths(value: object, where: str) -> tuple[str, ...]:
     paths = []
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.startswith("/"):
-            raise ConfigError(f"{where}[{i}]: must be an absolute path, got {item!r}")
+            raise ConfigError(f"{where}[{i}]: must be an absolute path, got {shown(item)}")
         paths.append(item)
     return tuple(paths)
 
@@ -204,7 +226,7 @@ def parse_optional_abs_path(value: object, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.startswith("/"):
-        raise ConfigError(f"{where}: must be an absolute path, got {value!r}")
+        raise ConfigError(f"{where}: must be an absolute path, got {shown(value)}")
     return value
 
 
@@ -214,7 +236,7 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0
 def parse_hostname(value: object, where: str) -> str:
     text = parse_str(value, where)
     if not _HOSTNAME.match(text) or ".." in text:
-        raise ConfigError(f"{where}: not a valid DNS name, got {text!r}")
+        raise ConfigError(f"{where}: not a valid DNS name, got {shown(text)}")
     return text
 
 
@@ -249,7 +271,8 @@ def show_yaml(value: Any) -> str:
 
 @dataclass(frozen=True)
 class NameFilter:
-    """Select names by an include and an exclude regular expression ("" matches all / none)."""
+    """Select names by an include and an exclude regular expression ("" matches all / none).
+    Names longer than regexcost.NAME_LIMIT characters are never selected."""
 
     include: str = setting("", parse=parse_regex, doc='names must match ("": all)')
     exclude: str = setting("", parse=parse_regex, doc='names must not match ("": none)')
@@ -263,6 +286,10 @@ class NameFilter:
         return re.compile(self.exclude) if self.exclude else None
 
     def matches(self, name: str) -> bool:
+        # the patterns' cost is bounded for names this long (exporter/regexcost.py); the
+        # kernel's are shorter (interfaces 15 characters, block devices 31)
+        if len(name) > regexcost.NAME_LIMIT:
+            return False
         if self._include is not None and not self._include.search(name):
             return False
         return not (self._exclude is not None and self._exclude.search(name))

@@ -348,6 +348,26 @@ class Exporter:
                 raise AssertionError(f"{e}: {self.stop()}") from None
             raise
 
+    def wait_listening(self, within: float = PATIENCE) -> None:
+        """Until the port accepts a TCP connection (for an exporter serving TLS, whose
+        /-/ready a plain HTTP client cannot ask)."""
+
+        def listening() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exporter exited {self.proc.returncode}: {self.stop()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        try:
+            wait_until(listening, "the exporter listening", within=within)
+        except AssertionError as e:
+            if self.proc.poll() is None:
+                raise AssertionError(f"{e}: {self.stop()}") from None
+            raise
+
     def wait_for(
         self, predicate: Callable[[str], bool], what: str, within: float = PATIENCE
     ) -> str:

@@ -52,6 +52,7 @@ from exporter.settings import (
     parse_optional_hostname,
     setting,
     show_duration,
+    shown,
 )
 from exporter.spec import Req
 from exporter.verdicts import Outcome
@@ -106,7 +107,7 @@ def parse_ip_addresses(value: object, where: str) -> tuple[str, ...]:
         try:
             addresses.append(str(ipaddress.ip_address(item if isinstance(item, str) else "")))
         except ValueError:
-            raise ConfigError(f"{where}[{i}]: must be an IP address, got {item!r}") from None
+            raise ConfigError(f"{where}[{i}]: must be an IP address, got {shown(item)}") from None
     return tuple(addresses)
 
 

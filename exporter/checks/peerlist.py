@@ -33,11 +33,15 @@ from exporter.blocking import BlockingGate
 from exporter.checks import dnsclient
 from exporter.checks.kubeletdns import read_kubelet_dns
 from exporter.model import CheckError
-from exporter.settings import ConfigError, kind
+from exporter.settings import ConfigError, kind, shown
 from exporter.spec import Role
 
 #: a peer list file larger than this is refused (a thousand peers take about 20 KiB)
 MAX_FILE_BYTES = 1024 * 1024
+#: the YAML parse of a peer list: the file's size, and room for 5,000 peers (the default
+#: max_peers) each in its own target group with two labels, ~12 values apiece, twice over.
+#: Aliases count as copies, so an alias-heavy file is refused, not expanded.
+FILE_BOUNDS = yamlload.Bounds(max_bytes=MAX_FILE_BYTES, max_nodes=120_000, max_text=MAX_FILE_BYTES)
 OVN_CENTRAL_SUFFIX = "+ovn-central"
 
 #: name -> the addresses it resolves to (raises OSError or CheckError naming the failure)
@@ -62,7 +66,7 @@ def _address(text: str, where: str) -> str:
     try:
         return str(ipaddress.ip_address(text.strip().strip("[]")))
     except ValueError:
-        raise ConfigError(f"{where}: {text!r} is not an IP address") from None
+        raise ConfigError(f"{where}: {shown(text)} is not an IP address") from None
 
 
 def _role(text: str, where: str) -> tuple[Role, bool]:
@@ -118,7 +122,7 @@ def _target(text: str, where: str) -> tuple[str, int | None]:
     else:
         host, port = text, None
     if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
-        raise ConfigError(f"{where}: bad port in {text!r}")
+        raise ConfigError(f"{where}: bad port in {shown(text)}")
     return _address(host, where), (int(port) if port is not None else None)
 
 
@@ -126,7 +130,7 @@ def parse_file_text(text: str, where: str, limit: int) -> list[PeerSpec]:
     """A peer list file: file_sd style (a YAML/JSON list of target groups) or plain lines.
     At most `limit` peers are read (the check counts the rest as dropped)."""
     try:
-        data = yamlload.safe_load(text)
+        data = yamlload.safe_load(text, FILE_BOUNDS)
     except yaml.YAMLError:
         data = text  # not YAML at all: it may still be plain lines
     peers: list[PeerSpec] = []

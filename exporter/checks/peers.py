@@ -83,6 +83,7 @@ from exporter.settings import (
     section,
     setting,
     show_duration,
+    shown,
 )
 from exporter.spec import Req, Role
 from exporter.verdicts import Outcome
@@ -165,7 +166,7 @@ PEER_OLDEST = METRICS.gauge(
 
 def _port(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ConfigError(f"{where}: must be a port (1-65535), got {value!r}")
+        raise ConfigError(f"{where}: must be a port (1-65535), got {shown(value)}")
     return value
 
 

@@ -36,6 +36,7 @@ from exporter.settings import (
     parse_str,
     setting,
     show_duration,
+    shown,
 )
 from exporter.spec import PORTS, Condition, Expectation, PortRange, Req, Role, Scope, port_row
 from exporter.verdicts import Outcome
@@ -127,7 +128,7 @@ def _port_range(value: object, where: str) -> tuple[int, int]:
             if 1 <= low <= high <= 65535:
                 return low, high
     raise ConfigError(
-        f"{where}: must be a port (1-65535) or a range like 61000-61009, got {value!r}"
+        f"{where}: must be a port (1-65535) or a range like 61000-61009, got {shown(value)}"
     )
 
 

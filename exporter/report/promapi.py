@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from exporter import yamlload
-from exporter.settings import ConfigError, parse_bool, parse_section, setting
+from exporter.settings import ConfigError, parse_bool, parse_section, setting, shown
 
 #: the largest answer read: a fleet of thousands of nodes answers each query in a few MiB
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -43,7 +43,7 @@ class PrometheusError(Exception):
 
 def _text(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: must be a non-empty string, got {value!r}")
+        raise ConfigError(f"{where}: must be a non-empty string, got {shown(value)}")
     return value
 
 
@@ -150,9 +150,9 @@ class HttpConfig:
 def load_http_config(path: Path) -> HttpConfig:
     """The file, or a ConfigError naming it and the key."""
     try:
-        data = yamlload.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+        data = yamlload.load_file(path)  # bounded in size, depth and alias expansion
+    except yamlload.FileError as e:
+        raise ConfigError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: {yamlload.describe(e)}") from None
     try:

@@ -4,6 +4,7 @@ Loopback only."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import http.client
 import os
@@ -11,6 +12,7 @@ import re
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ import bcrypt
 import pytest
 
 from tests.helpers import ROOT, Exporter, NodeTree, eventually, fixture_args, running, wait_until
+from tests.pki import make_pki
 
 ONLY_COMPUTE = [
     "--no-collector.kvm",
@@ -33,71 +36,29 @@ ONLY_COMPUTE = [
 ]
 
 
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, by openssl."""
-    d = tmp_path_factory.mktemp("pki")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    openssl(
-        "req",
-        "-x509",
-        *ec,
-        "-keyout",
-        str(d / "ca.key"),
-        "-out",
-        str(d / "ca.crt"),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=kubev-test-ca",
-    )
-    for name, ext in (
-        ("server", "subjectAltName=IP:127.0.0.1"),
-        ("client", "extendedKeyUsage=clientAuth"),
-    ):
-        openssl(
-            "req",
-            *ec,
-            "-keyout",
-            str(d / f"{name}.key"),
-            "-out",
-            str(d / f"{name}.csr"),
-            "-subj",
-            f"/CN={name}",
-        )
-        (d / f"{name}.ext").write_text(ext + "\n")
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(d / f"{name}.csr"),
-            "-CA",
-            str(d / "ca.crt"),
-            "-CAkey",
-            str(d / "ca.key"),
-            "-CAcreateserial",
-            "-out",
-            str(d / f"{name}.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            str(d / f"{name}.ext"),
-        )
-    yield d
+    """Two CAs, a server certificate for 127.0.0.1 and client certificates, by openssl."""
+    yield make_pki(tmp_path_factory.mktemp("pki"))
 
 
-def web_config(path: Path, pki: Path, password: str | None, client_auth: str | None = None) -> Path:
+def web_config(
+    path: Path,
+    pki: Path,
+    password: str | None,
+    client_auth: str | None = None,
+    client_ca: str = "ca",
+) -> Path:
     lines = [
         "tls_server_config:",
         f"  cert_file: {pki / 'server.crt'}",
         f"  key_file: {pki / 'server.key'}",
     ]
     if client_auth:
-        lines += [f"  client_auth_type: {client_auth}", f"  client_ca_file: {pki / 'ca.crt'}"]
+        lines += [
+            f"  client_auth_type: {client_auth}",
+            f"  client_ca_file: {pki / (client_ca + '.crt')}",
+        ]
     if password:
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
         lines += ["basic_auth_users:", f"  prometheus: '{hashed}'"]
@@ -110,12 +71,13 @@ def https_get(
     pki: Path,
     user: str | None = None,
     password: str | None = None,
-    client_cert: bool = False,
+    client_cert: bool | str = False,
     path: str = "/metrics",
 ) -> tuple[int, dict[str, str]]:
     context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     if client_cert:
-        context.load_cert_chain(pki / "client.crt", pki / "client.key")
+        name = client_cert if isinstance(client_cert, str) else "client"
+        context.load_cert_chain(pki / f"{name}.crt", pki / f"{name}.key")
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
     headers = {}
     if user is not None:
@@ -132,19 +94,7 @@ def https_get(
 def start(args: list[str], tree: Path) -> Exporter:
     """The exporter with a web config: ready is probed by the TCP port (it speaks TLS)."""
     exporter = Exporter([*fixture_args(tree), *ONLY_COMPUTE, *args])
-
-    def listening() -> bool:
-        assert exporter.proc.poll() is None, exporter.stop()
-        try:
-            socket.create_connection(("127.0.0.1", exporter.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(listening, "the exporter listening")
-    except AssertionError as e:
-        raise AssertionError(f"{e}: {exporter.stop()}") from None
+    exporter.wait_listening()
     return exporter
 
 
@@ -264,6 +214,113 @@ def test_sighup_reloads_without_dropping_the_listener(
     assert 'msg="web config not reloaded"' in log
 
 
+def test_a_removed_client_ca_is_trusted_no_more_after_sighup(
+    tmp_path: Path, node_tree: NodeTree, pki: Path
+) -> None:
+    """Rotating client_ca_file: a certificate from the CA that was removed is refused."""
+    config = web_config(tmp_path / "web.yml", pki, None, "RequireAndVerifyClientCert", "ca")
+    exporter = start([f"--web.config.file={config}"], node_tree("undersized"))
+    try:
+        assert https_get(exporter.port, pki, client_cert="client")[0] == 200
+        web_config(config, pki, None, "RequireAndVerifyClientCert", "ca2")
+        exporter.proc.send_signal(signal.SIGHUP)
+
+        def new_ca_accepted() -> bool:  # the reload is done
+            with contextlib.suppress(ssl.SSLError, ConnectionResetError, OSError):
+                return https_get(exporter.port, pki, client_cert="client2")[0] == 200
+            return False
+
+        wait_until(new_ca_accepted, "the new CA's client certificate accepted")
+        with pytest.raises((ssl.SSLError, ConnectionResetError, http.client.RemoteDisconnected)):
+            https_get(exporter.port, pki, client_cert="client")  # the removed CA's
+    finally:
+        exporter.stop()
+    assert exporter.proc.returncode == 0
+
+
+def test_a_first_burst_larger_than_the_tls_read_buffer(
+    tmp_path: Path, node_tree: NodeTree, pki: Path
+) -> None:
+    """40 KB of garbage before any handshake: the connection is dropped, nothing is logged
+    as an error, TLS goes on."""
+    config = web_config(tmp_path / "web.yml", pki, None)
+    exporter = start([f"--web.config.file={config}"], node_tree("undersized"))
+    try:
+        with socket.create_connection(("127.0.0.1", exporter.port), timeout=10) as raw:
+            raw.sendall(os.urandom(40_000))
+            with contextlib.suppress(ConnectionResetError):
+                while raw.recv(4096):  # perhaps an alert, then closed by the server
+                    pass
+        assert https_get(exporter.port, pki)[0] == 200
+    finally:
+        log = exporter.stop()
+    assert "level=error" not in log, log
+
+
+def test_probes_answer_without_basic_auth(tmp_path: Path, node_tree: NodeTree, pki: Path) -> None:
+    """The kubelet's probes carry no password: /-/healthy and /-/ready answer without one
+    (over TLS still); everything else (the report, /report.json, /-/identity) asks for it."""
+    config = web_config(tmp_path / "web.yml", pki, "right")
+    exporter = start([f"--web.config.file={config}"], node_tree("undersized"))
+    try:
+        assert https_get(exporter.port, pki, path="/-/healthy")[0] == 200
+        wait_until(lambda: https_get(exporter.port, pki, path="/-/ready")[0] == 200, "ready")
+        for path in ("/metrics", "/", "/report.json", "/-/identity"):
+            assert https_get(exporter.port, pki, path=path)[0] == 401, path
+            assert https_get(exporter.port, pki, "prometheus", "right", path=path)[0] == 200, path
+        for path in ("/-/healthy/../metrics", "/-/healthy/"):
+            assert https_get(exporter.port, pki, path=path)[0] in (401, 404), path
+    finally:
+        exporter.stop()
+
+
+def test_a_password_longer_than_bcrypt_reads_is_401(
+    tmp_path: Path, node_tree: NodeTree, pki: Path
+) -> None:
+    long = "p" * 100  # bcrypt reads 72 bytes; bcrypt 5 raises beyond
+    config = web_config(tmp_path / "web.yml", pki, "right")
+    exporter = start([f"--web.config.file={config}"], node_tree("undersized"))
+    try:
+        assert https_get(exporter.port, pki, "prometheus", long)[0] == 401
+        assert https_get(exporter.port, pki, "nobody", long)[0] == 401
+        assert https_get(exporter.port, pki, "prometheus", "right")[0] == 200
+    finally:
+        log = exporter.stop()
+    assert "Traceback" not in log and "level=error" not in log
+
+
+def basic_auth_config(path: Path, password: str, rounds: int) -> Path:
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
+    path.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    return path
+
+
+def test_timing_does_not_tell_which_users_exist(tmp_path: Path, node_tree: NodeTree) -> None:
+    """A wrong password for the known user and any password for an unknown user take as
+    long (both cost a bcrypt): medians within a factor of two of each other."""
+    config = basic_auth_config(tmp_path / "web.yml", "right", rounds=10)
+    exporter = start([f"--web.config.file={config}"], node_tree("undersized"))
+    conn = http.client.HTTPConnection("127.0.0.1", exporter.port, timeout=10)
+    took: dict[str, list[float]] = {"prometheus": [], "nobody": []}
+    try:
+        for _ in range(15):
+            for user in took:  # interleaved: load on the machine hits both alike
+                token = b64encode(f"{user}:wrong".encode()).decode()
+                started = time.perf_counter()
+                conn.request("GET", "/metrics", headers={"Authorization": f"Basic {token}"})
+                response = conn.getresponse()
+                response.read()
+                took[user].append(time.perf_counter() - started)
+                assert response.status == 401
+    finally:
+        conn.close()
+        exporter.stop()
+    known, unknown = (statistics.median(took[user]) for user in ("prometheus", "nobody"))
+    assert 0.5 < unknown / known < 2, (
+        f"median known {known * 1000:.1f} ms, unknown {unknown * 1000:.1f} ms"
+    )
+
+
 @pytest.mark.parametrize(
     ("content", "message", "reason"),
     [
@@ -345,12 +402,17 @@ def rss_kib(pid: int) -> int:
 
 @pytest.mark.slow
 def test_flood(node_tree: NodeTree) -> None:
-    """500 concurrent scrapes beside 1,000 malformed or slow requests: no scrape fails."""
+    """500 concurrent scrapes beside 1,000 malformed or slow requests: no scrape fails.
+    All of them come from 127.0.0.1, one client: the connection limits are raised here
+    (this test is about requests; tests/integration/test_web_attacks.py tests the
+    connection limits at their defaults)."""
     with running(
         [
             *fixture_args(node_tree("compliant", kvm_device=False)),
             *ONLY_COMPUTE,
             "--web.read-header-timeout=2s",
+            "--web.max-connections=2048",
+            "--web.max-connections-per-client=2048",
         ]
     ) as exporter:
         exporter.metrics()

@@ -210,12 +210,16 @@ BAD_CONFIGS = [
         "checks:\n  dns:\n    kubelet_config: var/lib/kubelet/config.yaml\n",
         "checks.dns.kubelet_config: must be an absolute path, got 'var/lib/kubelet/config.yaml'",
     ),
-    # values PyYAML cannot construct, and nesting that exhausts its parser: still exit 2
+    # values PyYAML cannot construct, and nesting past the loader's bound (the 32nd "["
+    # under the top-level mapping, column 41): still exit 2
     (
         "profile: 2001-13-01\n",
         "not valid YAML: a value that cannot be read: month must be in 1..12",
     ),
-    ("profile: " + "[" * 1100 + "\n", "not valid YAML: nested too deeply"),
+    (
+        "profile: " + "[" * 1100 + "\n",
+        "not valid YAML at line 1, column 41: nested deeper than 32 levels",
+    ),
 ]
 
 
@@ -261,6 +265,11 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (
             ["--web.listen-address=[zz::1]:80"],
             "--web.listen-address: '[zz::1]:80' has a bad IPv6 address",
+        ),
+        (["--web.max-connections=0"], "--web.max-connections: must be at least 1, got 0"),
+        (
+            ["--web.max-connections=8", "--web.max-connections-per-client=16"],
+            "--web.max-connections-per-client: must not exceed --web.max-connections (8), got 16",
         ),
     ],
 )

@@ -113,7 +113,10 @@ def test_no_dns_fields() -> None:
         ),
         ("clusterDNS: [10.96.0.10\n", "/k/config.yaml: not valid YAML at line 2, column 1:"),
         ("clusterDomain: 2001-13-01\n", "/k/config.yaml: not valid YAML: a value that cannot"),
-        ("a: " + "[" * 1100, "/k/config.yaml: not valid YAML: nested too deeply"),
+        (
+            "a: " + "[" * 1100,
+            "/k/config.yaml: not valid YAML at line 1, column 35: nested deeper than 32 levels",
+        ),
         ("!!python/object:os.system {}\n", "/k/config.yaml: not valid YAML at line 1"),
     ],
 )

@@ -44,6 +44,7 @@ from exporter.runtime import CheckState, Snapshot
 from exporter.settings import ConfigError
 from exporter.spec import Req, Role
 from tests.checkrun import make, run
+from tests.hostile import laughs
 
 # --- peer lists ---------------------------------------------------------------------------
 
@@ -88,6 +89,22 @@ def test_file_sd_and_plain_lines() -> None:
         parse_file_text('[{"labels": {}}]', "f", 10)
     with pytest.raises(ConfigError, match=r"f:2: 'nope' is not an IP address"):
         parse_file_text("10.0.0.1\nnope\n", "f", 10)
+
+
+def test_a_peer_file_larger_than_a_config_file_is_read_whole() -> None:
+    """A peer list is held to bounds of its own, not a config file's (10,000 values): 1,200
+    peers, each in a target group of its own with two labels, are 12,000 values."""
+    groups = [
+        {"targets": [f"10.2.{i // 250}.{i % 250 + 1}"], "labels": {"role": "worker", "x": "y"}}
+        for i in range(1200)
+    ]
+    assert len(parse_file_text(json.dumps(groups), "f", 5000)) == 1200
+
+
+def test_a_peer_file_of_aliases_is_not_expanded() -> None:
+    """A billion laughs is no YAML a peer list may be; read as lines, it names the file."""
+    with pytest.raises(ConfigError, match=r"f:1: 'l0:' is not an IP address"):
+        parse_file_text(laughs(9), "f", 5000)
 
 
 def test_peer_file_is_read_again_only_when_it_changes(tmp_path: Path) -> None:
