@@ -64,14 +64,17 @@ def exporter(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the exporter did not get ready")
 
 
-def hold(port: int, count: int, payload: bytes, seconds: float) -> int:
+def hold(port: int, count: int, payload: bytes, seconds: float, addresses: int = 1) -> int:
     """Open `count` connections, send `payload` on each (no more), hold them; how many
-    the server kept open."""
+    the server kept open. From `addresses` source addresses (127.0.0.2, .3, ...: each is
+    a client of its own to the per-client cap)."""
     held = []
-    for _ in range(count):
+    for i in range(count):
         s = socket.socket()
         s.settimeout(2)
         try:
+            if addresses > 1:
+                s.bind((f"127.0.0.{2 + i % addresses}", 0))
             s.connect(("127.0.0.1", port))
             if payload:
                 s.sendall(payload)
@@ -132,17 +135,20 @@ def scenarios(quick: bool) -> list[tuple[str, Callable[[int], object]]]:
     n = 100 if quick else 2000
     over = 50 if quick else 2600
     seconds = 1.0 if quick else 3.0
+    clients = 8 if quick else 64
     return [
         ("10,000 keep-alive scrapes" if not quick else "200 scrapes",
          lambda p: scrapes(p, 200 if quick else 10000)),
         ("wrk, 200 connections, 10 s" if not quick else "wrk, 20 connections, 1 s",
          lambda p: wrk(p, 20 if quick else 200, 1 if quick else 10)),
-        (f"{over} idle connections" + ("" if quick else " (over the 2,048 cap)"),
+        (f"{over} idle connections, one client",
          lambda p: hold(p, over, b"", seconds)),
         (f"{n} slow request heads, 1 KiB each",
          lambda p: hold(p, n, partial_head(10, 100), seconds)),
         (f"{n} slow request heads at the size limits (62 x 8,000-byte headers, ~500 KiB)",
          lambda p: hold(p, n, partial_head(62, 8000), seconds)),
+        (f"the same from {clients} client addresses (every place of the table taken)",
+         lambda p: hold(p, n, partial_head(62, 8000), seconds, clients)),
     ]  # fmt: skip
 
 

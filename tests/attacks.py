@@ -122,6 +122,40 @@ async def slow_reader(port: int, source: str, campaign: Campaign) -> None:
         await asyncio.sleep(0.2)
 
 
+#: a request head at the line and header limits (62 headers of 8,000 bytes), without its
+#: final blank line: ~500 KiB a server must refuse before it holds it
+BIG_HEAD = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"".join(
+    b"X-H%d: " % i + b"a" * 8000 + b"\r\n" for i in range(62)
+)
+
+
+async def big_head(port: int, source: str, campaign: Campaign) -> None:
+    """Connect, send a request head as large as the line limits allow, never finish it;
+    reconnect when dropped."""
+    loop = asyncio.get_running_loop()
+    first = True
+    while campaign.going():
+        try:
+            sock = await _connect(port, source)
+        except (OSError, TimeoutError):
+            if first:
+                first, campaign.tried = False, campaign.tried + 1
+            await asyncio.sleep(0.2)  # an attacker's pace between attempts
+            continue
+        if first:
+            first, campaign.tried = False, campaign.tried + 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(loop.sock_sendall(sock, BIG_HEAD), campaign.left())
+                # until the server drops it or the campaign ends
+                await asyncio.wait_for(loop.sock_recv(sock, 1), campaign.left())
+        except OSError:  # reset by the server
+            pass
+        finally:
+            sock.close()
+        await asyncio.sleep(0.2)
+
+
 async def silent_tls(port: int, source: str, campaign: Campaign) -> None:
     """Connect to a TLS port and never send a ClientHello; reconnect when dropped."""
     loop = asyncio.get_running_loop()

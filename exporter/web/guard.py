@@ -16,6 +16,9 @@ able to take the scrapes away or grow the exporter past its memory limit.
   reading (the write buffer stays above its high-water mark) for `write_timeout` is given
   up. Every deadline *aborts* the connection (a reset): a graceful close() would wait for
   the unsent data that the peer never reads.
+- Sizes: a request head (whatever a client sends before its request is taken up) of at
+  most `max_head_bytes`, or the connection is aborted: what pending heads hold stays
+  bounded by the connection cap.
 - Requests (`Guard.slots`): at most `max_requests` handled at once; more wait up to
   `queue_seconds`, then get 503. Authentication runs before this (exporter/web/security.py
   bounds its own cost), so bad passwords never hold a request slot.
@@ -105,6 +108,11 @@ class Limits:
     #: request line and each header line, in bytes (aiohttp answers 400 above)
     max_line_bytes: int = 8190
     max_headers: int = 64
+    #: a whole request head (and whatever a client sends before its request is answered),
+    #: in bytes; above, the connection is aborted. The line and header limits alone let a
+    #: head hold ~500 KiB: 256 such clients took 300 MiB (docs/performance.md). A scrape's
+    #: head is under 1 KiB; nginx's default allows 32 KiB (4 x 8 KiB buffers).
+    max_head_bytes: int = 32 * 1024
 
     def handler_args(self) -> dict[str, Any]:
         return {
@@ -333,7 +341,7 @@ class GuardedHandler(RequestHandler):
     """aiohttp's HTTP protocol with the deadlines of the module's docstring. Its ticket is
     released here on a plain listener, by the GuardedTLS around it under TLS."""
 
-    __slots__ = ("_guard", "_owns_ticket", "_read_timer", "_write_timer", "ticket")
+    __slots__ = ("_guard", "_owns_ticket", "_pending", "_read_timer", "_write_timer", "ticket")
 
     def __init__(
         self, manager: web.Server, guard: Guard, ticket: Ticket, owns_ticket: bool, **kwargs: Any
@@ -344,6 +352,15 @@ class GuardedHandler(RequestHandler):
         self._owns_ticket = owns_ticket
         self._read_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
+        #: bytes received since the last request was taken up (the head being read)
+        self._pending = 0
+
+    def data_received(self, data: bytes) -> None:
+        self._pending += len(data)
+        if self._pending > self._guard.limits.max_head_bytes:
+            self._expire("request head too large")
+            return
+        super().data_received(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         cast(asyncio.Transport, transport).set_write_buffer_limits(high=WRITE_HIGH_WATER)
@@ -374,6 +391,7 @@ class GuardedHandler(RequestHandler):
             self._write_timer = None
 
     def request_started(self) -> None:
+        self._pending = 0
         self.ticket.busy = True
         if self._read_timer is not None:
             self._read_timer.cancel()

@@ -83,6 +83,26 @@ def test_slow_read_flood_from_many_addresses(node_tree: NodeTree) -> None:
     assert outcome.peak_rss_kib < POD_LIMIT_KIB, outcome
 
 
+def test_large_request_heads_from_many_addresses(node_tree: NodeTree) -> None:
+    """512 connections from 64 addresses (every place of the table taken), each sending a
+    request head as large as the line and header limits allow (~500 KiB) and never
+    finishing it: the head limit aborts them, so what they hold stays small (without it,
+    256 such heads took the exporter to 300 MiB)."""
+    with running([*fixture_args(node_tree("undersized")), *ONLY_COMPUTE]) as exporter:
+        outcome = asyncio.run(
+            attacks.attack_with_scrapes(
+                attacks.big_head,
+                exporter.port,
+                exporter.proc.pid,
+                connections=512,
+                addresses=64,
+            )
+        )
+        assert exporter.get("/metrics").status == 200
+    assert outcome.answered >= 18, outcome
+    assert outcome.peak_rss_kib < POD_LIMIT_KIB, outcome
+
+
 def test_silent_tls_flood(tmp_path: Path, node_tree: NodeTree, pki: Path) -> None:
     """2,000 connections to the TLS port that never send a ClientHello."""
     exporter = serve_tls(tmp_path, node_tree("undersized"), pki)

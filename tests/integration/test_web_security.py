@@ -384,6 +384,12 @@ def test_request_limits(node_tree: NodeTree) -> None:
         conn.close()
         big = exporter.get("/metrics", {"X-Padding": "a" * 10_000})
         assert big.status == 400
+        # a head of 24 KiB in lines within the limit is served; one over 32 KiB is cut off
+        padded = {f"X-Padding-{i}": "a" * 3_000 for i in range(8)}
+        assert exporter.get("/metrics", padded).status == 200
+        huge = {f"X-Padding-{i}": "a" * 3_000 for i in range(12)}
+        with pytest.raises((ConnectionResetError, http.client.RemoteDisconnected)):
+            exporter.get("/metrics", huge)
         # a slow client that never finishes its request head is cut off
         slow = socket.create_connection(("127.0.0.1", exporter.port), timeout=5)
         slow.sendall(b"GET /metr")
