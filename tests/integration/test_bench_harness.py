@@ -54,7 +54,7 @@ def test_quick_memory_bench_runs(tmp_path: Path) -> None:
     out = tmp_path / "memory.json"
     quick_bench("memory", out)
     rows = json.loads(out.read_text())
-    assert len(rows) == 5
+    assert len(rows) == 6
     assert all(r["peak_mib"] >= r["ready_mib"] > 0 for r in rows)
 
 
