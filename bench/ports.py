@@ -104,7 +104,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "ports.json")
     args = parser.parse_args()
     if args.quick:
-        args.seconds = 3
+        args.seconds = 1
     with tempfile.TemporaryDirectory() as tmp:
         rows = [baseline(args)] + [run(n, args, Path(tmp)) for n in (10, 100, 1000)]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -151,7 +151,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     args = parser.parse_args()
     if args.quick:
-        args.seconds = 3
+        args.seconds = 1
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         small = tmp / "compliant"
