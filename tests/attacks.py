@@ -96,9 +96,14 @@ async def _connect(port: int, source: str) -> socket.socket:
     return sock
 
 
-async def slow_reader(port: int, source: str, campaign: Campaign) -> None:
-    """Connect, pipeline requests, never read a byte; reconnect when dropped."""
-    loop = asyncio.get_running_loop()
+async def _keep_connecting(
+    port: int,
+    source: str,
+    campaign: Campaign,
+    hold: Callable[[socket.socket], Coroutine[Any, Any, None]],
+) -> None:
+    """Connect and `hold` the connection until the server drops it (or the campaign ends);
+    then again, at an attacker's pace. The first attempt, made or refused, counts."""
     first = True
     while campaign.going():
         try:
@@ -111,15 +116,26 @@ async def slow_reader(port: int, source: str, campaign: Campaign) -> None:
         if first:
             first, campaign.tried = False, campaign.tried + 1
         try:
-            while campaign.going():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(loop.sock_sendall(sock, REQUEST * 16), 1)
-                    await asyncio.sleep(0.5)
+            with contextlib.suppress(TimeoutError):
+                await hold(sock)
         except OSError:  # reset by the server
             pass
         finally:
             sock.close()
         await asyncio.sleep(0.2)
+
+
+async def slow_reader(port: int, source: str, campaign: Campaign) -> None:
+    """Connect, pipeline requests, never read a byte; reconnect when dropped."""
+    loop = asyncio.get_running_loop()
+
+    async def pipeline(sock: socket.socket) -> None:
+        while campaign.going():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(loop.sock_sendall(sock, REQUEST * 16), 1)
+                await asyncio.sleep(0.5)
+
+    await _keep_connecting(port, source, campaign, pipeline)
 
 
 #: a request head at the line and header limits (62 headers of 8,000 bytes), without its
@@ -133,52 +149,23 @@ async def big_head(port: int, source: str, campaign: Campaign) -> None:
     """Connect, send a request head as large as the line limits allow, never finish it;
     reconnect when dropped."""
     loop = asyncio.get_running_loop()
-    first = True
-    while campaign.going():
-        try:
-            sock = await _connect(port, source)
-        except (OSError, TimeoutError):
-            if first:
-                first, campaign.tried = False, campaign.tried + 1
-            await asyncio.sleep(0.2)  # an attacker's pace between attempts
-            continue
-        if first:
-            first, campaign.tried = False, campaign.tried + 1
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(loop.sock_sendall(sock, BIG_HEAD), campaign.left())
-                # until the server drops it or the campaign ends
-                await asyncio.wait_for(loop.sock_recv(sock, 1), campaign.left())
-        except OSError:  # reset by the server
-            pass
-        finally:
-            sock.close()
-        await asyncio.sleep(0.2)
+
+    async def send_and_wait(sock: socket.socket) -> None:
+        await asyncio.wait_for(loop.sock_sendall(sock, BIG_HEAD), campaign.left())
+        await asyncio.wait_for(loop.sock_recv(sock, 1), campaign.left())
+
+    await _keep_connecting(port, source, campaign, send_and_wait)
 
 
 async def silent_tls(port: int, source: str, campaign: Campaign) -> None:
     """Connect to a TLS port and never send a ClientHello; reconnect when dropped."""
     loop = asyncio.get_running_loop()
-    first = True
-    while campaign.going():
-        try:
-            sock = await _connect(port, source)
-        except (OSError, TimeoutError):
-            if first:
-                first, campaign.tried = False, campaign.tried + 1
-            await asyncio.sleep(0.2)  # an attacker's pace between attempts
-            continue
-        if first:
-            first, campaign.tried = False, campaign.tried + 1
-        try:
-            with contextlib.suppress(TimeoutError):
-                # until the server drops it (its handshake deadline) or the campaign ends
-                await asyncio.wait_for(loop.sock_recv(sock, 1), campaign.left())
-        except OSError:
-            pass
-        finally:
-            sock.close()
-        await asyncio.sleep(0.2)  # an attacker's pace between attempts
+
+    async def wait(sock: socket.socket) -> None:
+        # until the server drops it (its handshake deadline) or the campaign ends
+        await asyncio.wait_for(loop.sock_recv(sock, 1), campaign.left())
+
+    await _keep_connecting(port, source, campaign, wait)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import IS_ROOT, NodeTree, RootMarker, make_node_tree
+from tests.pki import make_pki
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -63,3 +64,10 @@ def node_tree(tmp_path: Path) -> NodeTree:
         return make_node_tree(shape, tmp_path, kvm_device=kvm_device)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two CAs, a server certificate for 127.0.0.1 and client certificates, by openssl
+    (tests/pki.py); one set per test module."""
+    return make_pki(tmp_path_factory.mktemp("pki"))

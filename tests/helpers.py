@@ -47,6 +47,16 @@ SHAPE_PROFILES = {
 #: to start processes and runs the checks' threads at nice 10 behind everything else.
 PATIENCE = 90.0
 
+#: flags that leave only the compute check on: an exporter that is quick to start and reads
+#: nothing but the fixture tree's /proc
+ONLY_COMPUTE = [
+    "--no-collector.kvm",
+    "--no-collector.disk",
+    "--no-collector.network",
+    "--no-collector.ports",
+    "--no-collector.ovn",
+]
+
 
 class RootMarker:
     """Whether the running test carries @pytest.mark.root (set by tests/conftest.py).

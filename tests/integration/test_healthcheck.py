@@ -7,27 +7,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import pytest
 
-from tests.helpers import ROOT, Exporter, NodeTree, fixture_args, free_port, running, wait_until
-from tests.pki import make_pki
-
-ONLY_COMPUTE = [
-    "--no-collector.kvm",
-    "--no-collector.disk",
-    "--no-collector.network",
-    "--no-collector.ports",
-    "--no-collector.ovn",
-]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield make_pki(tmp_path_factory.mktemp("pki"))
+from tests.helpers import (
+    ONLY_COMPUTE,
+    ROOT,
+    Exporter,
+    NodeTree,
+    fixture_args,
+    free_port,
+    running,
+    wait_until,
+)
 
 
 def healthcheck(

@@ -13,7 +13,6 @@ import asyncio
 import ssl
 import statistics
 from base64 import b64encode
-from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
@@ -21,24 +20,19 @@ import pytest
 
 from exporter import logs
 from tests import attacks
-from tests.helpers import PATIENCE, Exporter, NodeTree, eventually, fixture_args, running
-from tests.pki import make_pki
+from tests.helpers import (
+    ONLY_COMPUTE,
+    PATIENCE,
+    Exporter,
+    NodeTree,
+    eventually,
+    fixture_args,
+    running,
+)
 
-ONLY_COMPUTE = [
-    "--no-collector.kvm",
-    "--no-collector.disk",
-    "--no-collector.network",
-    "--no-collector.ports",
-    "--no-collector.ovn",
-]
 POD_LIMIT_KIB = 128 * 1024
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def serve_tls(tmp_path: Path, tree: Path, pki: Path, extra: str = "") -> Exporter:

@@ -17,29 +17,22 @@ import subprocess
 import sys
 import time
 from base64 import b64encode
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import bcrypt
 import pytest
 
-from tests.helpers import ROOT, Exporter, NodeTree, eventually, fixture_args, running, wait_until
-from tests.pki import make_pki
-
-ONLY_COMPUTE = [
-    "--no-collector.kvm",
-    "--no-collector.disk",
-    "--no-collector.network",
-    "--no-collector.ports",
-    "--no-collector.ovn",
-]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Two CAs, a server certificate for 127.0.0.1 and client certificates, by openssl."""
-    yield make_pki(tmp_path_factory.mktemp("pki"))
+from tests.helpers import (
+    ONLY_COMPUTE,
+    ROOT,
+    Exporter,
+    NodeTree,
+    eventually,
+    fixture_args,
+    running,
+    wait_until,
+)
 
 
 def web_config(
