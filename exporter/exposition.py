@@ -42,18 +42,13 @@ class Identity:
 
 
 def unjudged(snapshot: Snapshot) -> list[Req]:
-    """The requirements the node's report reads ERROR for (exporter/report/model.py): the
-    item a requirement needs could not be read, or its check's run produced nothing."""
-    found: list[Req] = []
-    for name, state in snapshot.states.items():
-        if state.success or not state.has_run:
-            continue
-        observes = [req for req, check in OBSERVED_BY.items() if check.name == name]
-        if state.output is None:
-            found.extend(observes)
-        else:
-            found.extend(req for req in observes if state.output.errors_about(req))
-    return found
+    """The requirements the node's report reads ERROR for (CheckState.unreadable)."""
+    return [
+        req
+        for req, check in OBSERVED_BY.items()
+        if (state := snapshot.states.get(check.name)) is not None
+        and state.unreadable(req) is not None
+    ]
 
 
 def self_samples(snapshot: Snapshot, identity: Identity) -> list[Sample]:

@@ -17,7 +17,7 @@ from typing import Any
 from exporter.checks.base import Check
 from exporter.config import Config
 from exporter.model import CheckError, CheckOutput, Note
-from exporter.spec import requirements
+from exporter.spec import Req, requirements
 from exporter.verdicts import Verdict, evaluate
 
 log = logging.getLogger("exporter.runtime")
@@ -39,6 +39,17 @@ class CheckState:
     @property
     def has_run(self) -> bool:
         return sum(self.runs.values()) > 0
+
+    def unreadable(self, requirement: Req) -> str | None:
+        """Why the requirement cannot be judged (its report row reads ERROR, its
+        kubev_requirement_error is 1): the run produced nothing, or the item the requirement
+        needs could not be read. None when it can be judged, or nothing has run yet."""
+        if not self.has_run:
+            return None
+        if not self.success and self.output is None:
+            return self.error or "the check failed"
+        errors = self.output.errors_about(requirement) if self.output is not None else []
+        return "; ".join(errors) or None
 
 
 @dataclass(frozen=True)

@@ -91,15 +91,13 @@ def threshold_text(req: Requirement, level: Level) -> str:
 
 
 def _outcome(
-    state: CheckState, observed: float | None, errors: list[str], met: dict[Level, bool]
+    state: CheckState, observed: float | None, unreadable: str | None, met: dict[Level, bool]
 ) -> tuple[Outcome, str | None]:
     """The verdict, and a detail that overrides the check's own (None: ask the check)."""
     if not state.has_run:
         return Outcome.UNKNOWN, "not run yet"
-    if not state.success and state.output is None:
-        return Outcome.ERROR, state.error or "the check failed"
-    if errors:  # the item this requirement needs could not be read
-        return Outcome.ERROR, "; ".join(errors)
+    if unreadable is not None:  # nothing to judge it by: CheckState.unreadable
+        return Outcome.ERROR, unreadable
     if observed is None:
         return Outcome.UNKNOWN, None
     if not met.get(Level.MINIMUM, True):
@@ -120,8 +118,7 @@ def build(snapshot: Snapshot, config: Config) -> Report:
             output = state.output
             observed = output.observed(req.name) if output is not None else None
             met = {level: verdicts.get((req.name, level), True) for level in Level}
-            errors = output.errors_about(req.name) if output is not None else []
-            verdict, detail = _outcome(state, observed, errors, met)
+            verdict, detail = _outcome(state, observed, state.unreadable(req.name), met)
             if detail is None:
                 detail = check.detail(req.name, output, verdict) if output is not None else ""
             rows.append(
